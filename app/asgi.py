@@ -1,0 +1,57 @@
+"""The ASGI application: Starlette routes, the GraphQL endpoint, and the lifespan that owns
+the database engine."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from app.graphql_view import PropintelGraphQL
+from app.health import healthz, readyz
+from app.settings import Profile, Settings, get_settings
+from db.engine import Database, create_engine
+from schema import build_schema
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or get_settings()
+    db = Database(
+        create_engine(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+        )
+    )
+    graphql = PropintelGraphQL(
+        db=db,
+        settings=settings,
+        schema=build_schema(count_statements=settings.exposes_debug_info),
+        graphql_ide="graphiql" if settings.profile is not Profile.PROD else None,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await db.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.db = db
+    app.state.settings = settings
+    return app
+
+
+def create_default_app() -> Starlette:
+    """uvicorn factory (`app.asgi:create_default_app`): settings from the environment."""
+    return create_app()

@@ -1,0 +1,251 @@
+"""`propintel`: serve, migrate, load-data.
+
+Exit codes: 0 success, 1 the command failed (the message says why), 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from app.settings import InitialLoad, Settings, get_settings
+from db.engine import Database, create_engine
+from db.ingest.loader import LoadSummary, SalesLoader
+from db.ingest.readers import SourceError, is_sale_file, read_districts, read_gazetteer
+
+YEAR_IN_NAME = re.compile(r"(?<!\d)(\d{4})(?!\d)")
+REJECTS_SHOWN_PER_REASON = 5
+
+
+class CliError(Exception):
+    """A failure to report as one line and exit code 1."""
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        raise CliError(f"invalid settings: {problems}") from None
+
+
+def sale_files(paths: Sequence[Path], *, years: set[int] | None = None) -> list[Path]:
+    """The sale files named, directories expanded (not recursively), optionally by year."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir() if p.is_file() and is_sale_file(p))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise CliError(f"{path}: no such file or directory")
+    if years is not None:
+        found = [p for p in found if (m := YEAR_IN_NAME.search(p.name)) and int(m[1]) in years]
+    return found
+
+
+def parse_years(text: str) -> set[int]:
+    """'2024', '2020-2024' or '2001,2024'."""
+    years: set[int] = set()
+    try:
+        for part in text.split(","):
+            low, _, high = part.partition("-")
+            years.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a year list: {text!r}") from None
+    return years
+
+
+class RejectPrinter:
+    """Prints the first few rejected rows of each reason, with file and line."""
+
+    def __init__(self) -> None:
+        self.shown: Counter[str] = Counter()
+
+    def __call__(self, error: SourceError) -> None:
+        reason = f"{error.error.field}: {error.error.reason}"
+        self.shown[reason] += 1
+        if self.shown[reason] <= REJECTS_SHOWN_PER_REASON:
+            print(f"rejected {error.source}:{error.line}: {reason}", file=sys.stderr)
+        elif self.shown[reason] == REJECTS_SHOWN_PER_REASON + 1:
+            print(f"rejected: more rows with {reason!r} (counted in the summary)", file=sys.stderr)
+
+
+async def load_sales(
+    settings: Settings,
+    files: Sequence[Path],
+    *,
+    localities: frozenset[str] | None = None,
+    force: bool = False,
+    show_progress: bool = True,
+) -> LoadSummary:
+    from tqdm import tqdm
+
+    data_dir = settings.data_dir
+    db = Database(create_engine(settings.database_url, pool_size=2))
+    loader = SalesLoader(
+        db,
+        gazetteer=read_gazetteer(data_dir / "geonames_AU_postcodes.txt" if data_dir else None),
+        districts=read_districts(data_dir / "nsw_psi_district_codes.csv" if data_dir else None),
+        localities=localities,
+        on_reject=RejectPrinter(),
+    )
+    total = sum(f.stat().st_size for f in files)
+    try:
+        with tqdm(
+            total=total, unit="B", unit_scale=True, desc="Loading sales", disable=None if show_progress else True
+        ) as bar:
+            return await loader.load(files, force=force, progress=bar.update)
+    finally:
+        await db.dispose()
+
+
+def _print_summary(summary: LoadSummary) -> None:
+    for line in summary.lines():
+        print(line)
+
+
+def cmd_migrate(_args: argparse.Namespace) -> None:
+    from db.migrate import upgrade
+
+    upgrade(_settings().database_url)
+    print("database schema is current")
+
+
+def cmd_load_data(args: argparse.Namespace) -> None:
+    settings = _settings()
+    paths = args.paths or ([settings.data_dir] if settings.data_dir else [])
+    if not paths:
+        raise CliError("no PATHS given and PROPINTEL_DATA_DIR is not set (nor ../shared/data)")
+    files = sale_files(paths, years=args.years)
+    if not files:
+        raise CliError(
+            "no sale files (*.csv, *.csv.gz, *.zip, *.DAT) in " + ", ".join(map(str, paths))
+        )
+    if not args.no_migrate:
+        from db.migrate import upgrade
+
+        upgrade(settings.database_url)
+    localities = (
+        frozenset(n.strip().upper() for n in args.localities.split(","))
+        if args.localities
+        else None
+    )
+    summary = asyncio.run(
+        load_sales(
+            settings, files, localities=localities, force=args.force, show_progress=not args.quiet
+        )
+    )
+    _print_summary(summary)
+
+
+async def _count_sales(settings: Settings) -> int:
+    import sqlalchemy as sa
+
+    from db.tables import sales
+
+    db = Database(create_engine(settings.database_url, pool_size=1))
+    try:
+        row = await db.fetch_one(sa.select(sa.func.count()).select_from(sales))
+        return int(row[0]) if row else 0
+    finally:
+        await db.dispose()
+
+
+def initial_load_files(settings: Settings) -> list[Path]:
+    """The files `serve` loads into an empty database: the last few years, or everything."""
+    if settings.data_dir is None or settings.initial_load is InitialLoad.NONE:
+        return []
+    files = sale_files([settings.data_dir])
+    if settings.initial_load is InitialLoad.RECENT:
+        years = sorted({int(m[1]) for f in files if (m := YEAR_IN_NAME.search(f.name))})
+        recent = set(years[-settings.recent_years :])
+        files = sale_files([settings.data_dir], years=recent)
+    return files
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from db.migrate import upgrade
+
+    settings = _settings()
+    if args.full_history:
+        settings = settings.model_copy(update={"initial_load": InitialLoad.FULL})
+    upgrade(settings.database_url)
+    if asyncio.run(_count_sales(settings)) == 0:
+        files = initial_load_files(settings)
+        if files:
+            print(
+                f"First start: loading {len(files)} sale file(s) from {settings.data_dir} "
+                f"({settings.initial_load.value}; `propintel load-data` adds the rest)."
+            )
+            _print_summary(asyncio.run(load_sales(settings, files)))
+        else:
+            print("The database is empty and no data directory is set: serving an empty API.")
+    print(f"GraphiQL: http://{args.host}:{args.port}/graphql")
+    uvicorn.run(
+        "app.asgi:create_default_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="propintel", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the API (migrates, loads data on first start)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--full-history",
+        action="store_true",
+        help="on first start load all of 2001-2024 rather than the most recent years",
+    )
+    serve.set_defaults(handler=cmd_serve)
+
+    migrate = commands.add_parser("migrate", help="bring the database schema to the latest version")
+    migrate.set_defaults(handler=cmd_migrate)
+
+    load = commands.add_parser("load-data", help="load PSI sales (CSV, CSV.gz, VG zip/DAT)")
+    load.add_argument(
+        "paths", nargs="*", type=Path, help="files or directories (default: data dir)"
+    )
+    load.add_argument("--years", type=parse_years, help="only files of these years, e.g. 2020-2024")
+    load.add_argument("--localities", help="only these localities, comma-separated (test slices)")
+    load.add_argument("--force", action="store_true", help="re-read files already loaded")
+    load.add_argument("--no-migrate", action="store_true", help="do not upgrade the schema first")
+    load.add_argument("--quiet", action="store_true", help="no progress bar")
+    load.set_defaults(handler=cmd_load_data)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except CliError as error:
+        print(f"propintel: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

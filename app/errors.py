@@ -1,0 +1,36 @@
+"""Errors clients can act on. Each carries `extensions.code`; anything else is a bug and is
+reported as INTERNAL_SERVER_ERROR (with its message hidden in the prod profile)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from graphql import GraphQLError
+
+
+class ErrorCode(StrEnum):
+    BAD_USER_INPUT = "BAD_USER_INPUT"
+    NOT_FOUND = "NOT_FOUND"
+    GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+    GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+    INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+
+
+class DomainError(GraphQLError):
+    code: ErrorCode = ErrorCode.INTERNAL_SERVER_ERROR
+
+    def __init__(self, message: str, **extensions: Any) -> None:
+        super().__init__(message, extensions={"code": self.code.value, **extensions})
+
+
+class UserInputError(DomainError):
+    """The request asked for something impossible: a bad cursor, id, range or page size."""
+
+    code = ErrorCode.BAD_USER_INPUT
+
+    def __init__(self, message: str, *, argument: str | None = None) -> None:
+        if argument is None:
+            super().__init__(message)
+        else:
+            super().__init__(message, argument=argument)

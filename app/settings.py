@@ -1,0 +1,95 @@
+"""Process settings, read once from the environment (pydantic-settings).
+
+Every knob has a default that gives the embedded mode: a SQLite file under ./var, no Redis,
+the shared NSW data directory when it sits beside the checkout.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Profile(StrEnum):
+    DEV = "dev"
+    TEST = "test"
+    PROD = "prod"
+
+
+class InitialLoad(StrEnum):
+    """What `propintel serve` loads into an empty embedded database before serving."""
+
+    RECENT = "recent"  # the last few registration years: serves within minutes
+    FULL = "full"  # 2001-2024, all 4.7 million sales
+    NONE = "none"
+
+
+def _default_data_dir() -> Path | None:
+    for candidate in (Path.cwd() / "../shared/data", REPO_ROOT / "../shared/data"):
+        if candidate.is_dir():
+            return candidate.resolve()
+    return None
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the URLs people paste (postgres://, postgresql://, sqlite:///) and pick the
+    async driver this service uses for each dialect."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    return url
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./var/propintel.sqlite3", alias="DATABASE_URL"
+    )
+    redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    profile: Profile = Field(default=Profile.DEV, alias="PROPINTEL_PROFILE")
+    data_dir: Path | None = Field(default_factory=_default_data_dir, alias="PROPINTEL_DATA_DIR")
+    initial_load: InitialLoad = Field(default=InitialLoad.RECENT, alias="PROPINTEL_INITIAL_LOAD")
+    recent_years: int = Field(default=2, ge=1, le=24, alias="PROPINTEL_RECENT_YEARS")
+    max_page_size: int = Field(default=100, ge=1, le=1000, alias="PROPINTEL_MAX_PAGE_SIZE")
+    db_pool_size: int = Field(default=10, ge=1, le=200, alias="PROPINTEL_DB_POOL_SIZE")
+    db_statement_timeout_ms: int = Field(
+        default=5000, ge=100, le=600_000, alias="PROPINTEL_DB_STATEMENT_TIMEOUT_MS"
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_url(cls, value: str) -> str:
+        value = normalise_database_url(value)
+        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError(
+                "DATABASE_URL must be a postgresql:// or sqlite:/// URL, got " + repr(value)
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _empty_redis_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def exposes_debug_info(self) -> bool:
+        """SQL statement counts in response extensions: useful to developers, noise in prod."""
+        return self.profile is not Profile.PROD
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

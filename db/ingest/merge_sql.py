@@ -1,0 +1,156 @@
+"""The set-based statements that merge one staged chunk into the real tables.
+
+Written once for both dialects: PostgreSQL and SQLite (3.33+) share INSERT .. SELECT ..
+ON CONFLICT, UPDATE .. FROM and window functions. (`WHERE rn = 1` / `WHERE true` also keep
+SQLite's parser from reading ON CONFLICT as part of a join.)
+"""
+
+from __future__ import annotations
+
+from db.ingest.records import STAGE_COLUMNS
+
+_TYPES = {
+    "district_code": "TEXT",
+    "vg_property_id": "INTEGER",
+    "strata_lot": "TEXT",
+    "downloaded_at": "TIMESTAMP",
+    "locality_id": "BIGINT",
+    "latitude": "DOUBLE PRECISION",
+    "longitude": "DOUBLE PRECISION",
+    "area_m2": "DOUBLE PRECISION",
+    "contract_date": "DATE",
+    "settlement_date": "DATE",
+    "price": "BIGINT",
+    "interest_pct": "DOUBLE PRECISION",
+    "parcels_in_sale": "INTEGER",
+    "is_market_sale": "BOOLEAN",
+}
+
+CREATE_STAGE = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS stage_sales ("
+    + ", ".join(f"{name} {_TYPES.get(name, 'TEXT')}" for name in STAGE_COLUMNS)
+    + ")"
+)
+
+SALE_COLUMNS = (
+    "property_id, locality_id, is_strata, district_code, contract_date, settlement_date, price,"
+    " dealing_number, sale_code, interest_pct, area_m2, zoning, nature, primary_purpose,"
+    " parcels_in_sale, is_market_sale, non_market_reasons, downloaded_at, source_file"
+)
+
+CREATE_KEYED = """
+CREATE TEMPORARY TABLE IF NOT EXISTS stage_keyed (
+    property_id BIGINT, locality_id BIGINT, is_strata BOOLEAN, district_code TEXT,
+    contract_date DATE, settlement_date DATE, price BIGINT, dealing_number TEXT, sale_code TEXT,
+    interest_pct DOUBLE PRECISION, area_m2 DOUBLE PRECISION, zoning TEXT, nature TEXT,
+    primary_purpose TEXT, parcels_in_sale INTEGER, is_market_sale BOOLEAN,
+    non_market_reasons TEXT, downloaded_at TIMESTAMP, source_file TEXT
+)
+"""
+
+CLEAR_STAGE = ("DELETE FROM stage_sales", "DELETE FROM stage_keyed")
+
+# One row per property: the most recently extracted record describes it (VG restates records
+# with corrected addresses, areas and zonings).
+UPSERT_PROPERTIES = """
+INSERT INTO properties (
+    vg_property_id, strata_lot, district_code, district, property_name, unit_number,
+    house_number, street_name, locality_id, postcode, area_m2, zoning, nature, primary_purpose,
+    is_strata, latitude, longitude, last_sale_price, last_sale_date, source_downloaded_at
+)
+SELECT vg_property_id, strata_lot, district_code, district, property_name, unit_number,
+    house_number, street_name, locality_id, postcode, area_m2, zoning, nature, primary_purpose,
+    strata_lot <> '', latitude, longitude, price, contract_date, downloaded_at
+FROM (
+    SELECT s.*, ROW_NUMBER() OVER (
+        PARTITION BY vg_property_id, strata_lot ORDER BY downloaded_at DESC, contract_date DESC
+    ) AS rn
+    FROM stage_sales s
+) latest
+WHERE rn = 1
+ON CONFLICT (vg_property_id, strata_lot) DO UPDATE SET
+    district_code = excluded.district_code, district = excluded.district,
+    property_name = excluded.property_name, unit_number = excluded.unit_number,
+    house_number = excluded.house_number, street_name = excluded.street_name,
+    locality_id = excluded.locality_id, postcode = excluded.postcode,
+    area_m2 = excluded.area_m2, zoning = excluded.zoning, nature = excluded.nature,
+    primary_purpose = excluded.primary_purpose, latitude = excluded.latitude,
+    longitude = excluded.longitude, source_downloaded_at = excluded.source_downloaded_at,
+    updated_at = CURRENT_TIMESTAMP
+WHERE properties.source_downloaded_at < excluded.source_downloaded_at
+"""
+
+# One row per (property, dealing): a dealing restated within the chunk keeps its latest version.
+FILL_KEYED = f"""
+INSERT INTO stage_keyed ({SALE_COLUMNS})
+SELECT p.id, s.locality_id, s.strata_lot <> '', s.district_code, s.contract_date,
+    s.settlement_date, s.price, s.dealing_number, s.sale_code, s.interest_pct, s.area_m2,
+    s.zoning, s.nature, s.primary_purpose, s.parcels_in_sale, s.is_market_sale,
+    s.non_market_reasons, s.downloaded_at, s.source_file
+FROM (
+    SELECT st.*, ROW_NUMBER() OVER (
+        PARTITION BY vg_property_id, strata_lot, dealing_number ORDER BY downloaded_at DESC
+    ) AS rn
+    FROM stage_sales st
+) s
+JOIN properties p ON p.vg_property_id = s.vg_property_id AND p.strata_lot = s.strata_lot
+WHERE s.rn = 1
+"""
+
+# A newer extract of a sale we hold replaces it (the VG republishes corrected records).
+RESTATE_SALES = """
+UPDATE sales SET
+    locality_id = k.locality_id, district_code = k.district_code,
+    contract_date = k.contract_date, settlement_date = k.settlement_date, price = k.price,
+    sale_code = k.sale_code, interest_pct = k.interest_pct, area_m2 = k.area_m2,
+    zoning = k.zoning, nature = k.nature, primary_purpose = k.primary_purpose,
+    parcels_in_sale = k.parcels_in_sale, is_market_sale = k.is_market_sale,
+    non_market_reasons = k.non_market_reasons, downloaded_at = k.downloaded_at,
+    source_file = k.source_file
+FROM stage_keyed k
+WHERE sales.property_id = k.property_id AND sales.dealing_number = k.dealing_number
+    AND sales.downloaded_at < k.downloaded_at
+"""
+
+INSERT_SALES = f"""
+INSERT INTO sales ({SALE_COLUMNS})
+SELECT {SALE_COLUMNS} FROM stage_keyed WHERE true
+ON CONFLICT (property_id, dealing_number) DO NOTHING
+"""
+
+# The denormalised newest sale follows the same order as Property.sales (newest first).
+REFRESH_LAST_SALE = """
+UPDATE properties SET
+    last_sale_id = newest.id, last_sale_price = newest.price,
+    last_sale_date = newest.contract_date, updated_at = CURRENT_TIMESTAMP
+FROM (
+    SELECT id, property_id, price, contract_date, ROW_NUMBER() OVER (
+        PARTITION BY property_id ORDER BY contract_date DESC, id DESC
+    ) AS rn
+    FROM sales
+    WHERE property_id IN (SELECT property_id FROM stage_keyed)
+) newest
+WHERE newest.rn = 1 AND properties.id = newest.property_id
+    AND NOT (
+        COALESCE(properties.last_sale_id, -1) = newest.id
+        AND properties.last_sale_price = newest.price
+        AND properties.last_sale_date = newest.contract_date
+    )
+"""
+
+# A locality takes the district of its most recently extracted sale whose district code has a
+# name (codes retired before 2019 have none). Files load oldest first, so after the full
+# history every locality carries its current district, e.g. INNER WEST, not MARRICKVILLE.
+SET_LOCALITY_DISTRICTS = """
+UPDATE localities SET district_code = latest.district_code, district = latest.district,
+    updated_at = CURRENT_TIMESTAMP
+FROM (
+    SELECT locality_id, district_code, district, ROW_NUMBER() OVER (
+        PARTITION BY locality_id ORDER BY downloaded_at DESC
+    ) AS rn
+    FROM stage_sales
+    WHERE district IS NOT NULL
+) latest
+WHERE latest.rn = 1 AND localities.id = latest.locality_id
+    AND (localities.district IS NULL OR localities.district <> latest.district)
+"""

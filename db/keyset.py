@@ -1,0 +1,109 @@
+"""Keyset pagination: orders, opaque cursors, and the WHERE clause that resumes after one.
+
+A cursor is base64url(JSON [order name, sort values...]). It names its order, so a cursor from
+one ordering used with another is refused instead of silently skipping rows. No OFFSET anywhere:
+every page is an index range scan that starts where the last one ended.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+
+from db.records import Edge, Page, PageInfo
+
+R = TypeVar("R")
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+def _parse_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidCursor("expected an integer")
+    return value
+
+
+def _parse_date(value: Any) -> date:
+    if not isinstance(value, str):
+        raise InvalidCursor("expected a date")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidCursor("expected a date") from None
+
+
+def _parse_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidCursor("expected a string")
+    return value
+
+
+PARSERS: dict[type, Callable[[Any], Any]] = {int: _parse_int, date: _parse_date, str: _parse_str}
+
+
+@dataclass(frozen=True)
+class KeysetOrder(Generic[R]):
+    """A total order over rows: columns (all ascending or all descending, last one unique),
+    the record attributes holding the same values, and their types for cursor checks."""
+
+    name: str
+    columns: Sequence[sa.ColumnElement[Any]]
+    attributes: Sequence[str]
+    types: Sequence[type]
+    descending: bool = False
+
+    def order_by(self) -> list[sa.ColumnElement[Any]]:
+        return [c.desc() if self.descending else c.asc() for c in self.columns]
+
+    def after(self, values: Sequence[Any]) -> sa.ColumnElement[bool]:
+        """Rows strictly after `values` in this order (a row-value comparison the index serves)."""
+        left = sa.tuple_(*self.columns)
+        right = sa.tuple_(*[sa.literal(v) for v in values])
+        return left < right if self.descending else left > right
+
+    def values_of(self, record: R) -> list[Any]:
+        return [getattr(record, attribute) for attribute in self.attributes]
+
+    def encode(self, record: R) -> str:
+        values = [v.isoformat() if isinstance(v, date) else v for v in self.values_of(record)]
+        raw = json.dumps([self.name, *values], separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    def decode(self, cursor: str) -> list[Any]:
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            payload = json.loads(raw)
+        except (binascii.Error, ValueError, UnicodeDecodeError):
+            raise InvalidCursor("not a cursor this API issued") from None
+        if not isinstance(payload, list) or len(payload) != len(self.types) + 1:
+            raise InvalidCursor("not a cursor this API issued")
+        if payload[0] != self.name:
+            raise InvalidCursor(f"this cursor belongs to order {payload[0]!r}, not {self.name!r}")
+        return [PARSERS[t](v) for t, v in zip(self.types, payload[1:], strict=True)]
+
+
+def build_page(
+    records: Sequence[R], *, first: int, order: KeysetOrder[R], after: str | None
+) -> Page[R]:
+    """`records` holds up to first + 1 rows: the extra one only tells there is a next page."""
+    shown = records[:first]
+    edges = [Edge(order.encode(r), r) for r in shown]
+    return Page(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=len(records) > first,
+            # Forward-only pagination: a page fetched after a cursor has rows before it.
+            has_previous_page=after is not None,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+    )

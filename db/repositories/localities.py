@@ -1,0 +1,58 @@
+"""Locality queries: by id, by (name, postcode), and name-ordered search pages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from db import tables
+from db.engine import Database
+from db.keyset import KeysetOrder
+from db.records import LOCALITY_COLUMNS, LocalityRecord
+from db.repositories.batching import key_in
+
+l = tables.localities  # noqa: E741
+
+LOCALITIES_BY_NAME: KeysetOrder[LocalityRecord] = KeysetOrder(
+    "NAME", [l.c.name, l.c.postcode, l.c.id], ["name", "postcode", "id"], [str, str, int]
+)
+
+
+async def localities_by_id(db: Database, ids: Sequence[int]) -> dict[int, LocalityRecord]:
+    statement = sa.select(*LOCALITY_COLUMNS).where(key_in(db, l.c.id, ids))
+    return {row[0]: LocalityRecord(*row) for row in await db.fetch_all(statement)}
+
+
+async def localities_by_name(
+    db: Database, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], LocalityRecord]:
+    """Exact (UPPER name, postcode) matches; names are stored upper case."""
+    statement = sa.select(*LOCALITY_COLUMNS).where(
+        sa.tuple_(l.c.name, l.c.postcode).in_([(name.upper(), code) for name, code in keys])
+    )
+    records = [LocalityRecord(*row) for row in await db.fetch_all(statement)]
+    return {(r.name, r.postcode): r for r in records}
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def localities_page(
+    db: Database, *, search: str | None, after: Sequence[Any] | None, limit: int
+) -> list[LocalityRecord]:
+    """Localities in name order; `search` matches a name prefix, case-insensitively."""
+    where: list[sa.ColumnElement[bool]] = []
+    if search:
+        where.append(l.c.name.like(_escape_like(search.strip().upper()) + "%", escape="\\"))
+    if after is not None:
+        where.append(LOCALITIES_BY_NAME.after(after))
+    statement = (
+        sa.select(*LOCALITY_COLUMNS)
+        .where(*where)
+        .order_by(*LOCALITIES_BY_NAME.order_by())
+        .limit(limit)
+    )
+    return [LocalityRecord(*row) for row in await db.fetch_all(statement)]

@@ -1,0 +1,43 @@
+"""Sale queries: by id and newest-first pages per property."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+
+from db import tables
+from db.engine import Database
+from db.keyset import KeysetOrder
+from db.records import SALE_COLUMNS, SaleRecord
+from db.repositories.batching import first_n_per_key, key_in
+
+s = tables.sales
+
+# Newest first; the id breaks ties between sales contracted on the same day.
+SALES_NEWEST_FIRST: KeysetOrder[SaleRecord] = KeysetOrder(
+    "NEWEST", [s.c.contract_date, s.c.id], ["contract_date", "id"], [date, int], descending=True
+)
+
+
+async def sales_by_id(db: Database, ids: Sequence[int]) -> dict[int, SaleRecord]:
+    statement = sa.select(*SALE_COLUMNS).where(key_in(db, s.c.id, ids))
+    return {row[0]: SaleRecord(*row) for row in await db.fetch_all(statement)}
+
+
+async def sales_by_property(
+    db: Database, property_ids: Sequence[int], *, after: Sequence[Any] | None, limit: int
+) -> dict[int, list[SaleRecord]]:
+    where = [SALES_NEWEST_FIRST.after(after)] if after is not None else []
+    return await first_n_per_key(
+        db,
+        columns=SALE_COLUMNS,
+        key=s.c.property_id,
+        keys=property_ids,
+        where=where,
+        order=SALES_NEWEST_FIRST,
+        limit=limit,
+        make=SaleRecord,
+    )

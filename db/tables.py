@@ -1,0 +1,212 @@
+"""Table definitions (SQLAlchemy Core). Only db/ builds SQL; everything else asks db/ for rows.
+
+The same metadata serves PostgreSQL and SQLite. Where they differ the column says so with a
+variant: ids are INTEGER on SQLite so that they alias the rowid, names sort in the "C"
+collation on PostgreSQL so one btree serves both ORDER BY name and LIKE 'PREFIX%'.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Name = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+LIVE = sa.text("deleted_at IS NULL")
+
+
+def _timestamps() -> list[sa.Column[object]]:
+    return [
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+    ]
+
+
+localities = sa.Table(
+    "localities",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("name", Name, nullable=False),
+    sa.Column("postcode", sa.Text, nullable=False),
+    sa.Column("state", sa.String(3), nullable=False),
+    sa.Column("district_code", sa.Text),
+    sa.Column("district", sa.Text),
+    sa.Column("latitude", sa.Float),
+    sa.Column("longitude", sa.Float),
+    *_timestamps(),
+    sa.UniqueConstraint("name", "postcode"),
+)
+
+properties = sa.Table(
+    "properties",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("vg_property_id", sa.Integer, nullable=False),
+    # '' for a whole lot, so the natural key (vg_property_id, strata_lot) has no NULL in it.
+    sa.Column("strata_lot", sa.Text, nullable=False, server_default=""),
+    sa.Column("district_code", sa.Text),
+    sa.Column("district", sa.Text),
+    sa.Column("property_name", sa.Text),
+    sa.Column("unit_number", sa.Text),
+    sa.Column("house_number", sa.Text),
+    sa.Column("street_name", sa.Text),
+    sa.Column("locality_id", Id, sa.ForeignKey("localities.id"), nullable=False),
+    sa.Column("postcode", sa.Text, nullable=False),
+    sa.Column("area_m2", sa.Float),
+    sa.Column("zoning", sa.Text),
+    sa.Column("nature", sa.Text),
+    sa.Column("primary_purpose", sa.Text),
+    sa.Column("is_strata", sa.Boolean, nullable=False),
+    # Locality centroid (PSI addresses are not geocoded); copied here so bbox filters use an index.
+    sa.Column("latitude", sa.Float),
+    sa.Column("longitude", sa.Float),
+    # Denormalised newest sale (same order as Property.sales) so lists sort and filter on it.
+    sa.Column("last_sale_id", Id),
+    sa.Column("last_sale_price", sa.BigInteger, nullable=False),
+    sa.Column("last_sale_date", sa.Date, nullable=False),
+    # The VG extract time of the record the address came from: a newer restatement wins.
+    sa.Column("source_downloaded_at", sa.DateTime, nullable=False),
+    *_timestamps(),
+    sa.Column("deleted_at", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("vg_property_id", "strata_lot"),
+)
+
+sales = sa.Table(
+    "sales",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("property_id", Id, sa.ForeignKey("properties.id"), nullable=False),
+    # Where the sale was recorded (a property's locality can change after boundary reforms).
+    sa.Column("locality_id", Id, sa.ForeignKey("localities.id"), nullable=False),
+    sa.Column("is_strata", sa.Boolean, nullable=False),
+    sa.Column("district_code", sa.Text, nullable=False),
+    sa.Column("contract_date", sa.Date, nullable=False),
+    sa.Column("settlement_date", sa.Date),
+    sa.Column("price", sa.BigInteger, nullable=False),
+    sa.Column("dealing_number", sa.Text, nullable=False),
+    sa.Column("sale_code", sa.Text),
+    sa.Column("interest_pct", sa.Float, nullable=False),
+    sa.Column("area_m2", sa.Float),
+    sa.Column("zoning", sa.Text),
+    sa.Column("nature", sa.Text),
+    sa.Column("primary_purpose", sa.Text),
+    sa.Column("parcels_in_sale", sa.Integer, nullable=False),
+    sa.Column("is_market_sale", sa.Boolean, nullable=False),
+    # Comma-separated NonMarketReason names; '' for a market sale.
+    sa.Column("non_market_reasons", sa.Text, nullable=False, server_default=""),
+    sa.Column("downloaded_at", sa.DateTime, nullable=False),
+    sa.Column("source_file", sa.Text, nullable=False),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.UniqueConstraint("property_id", "dealing_number"),
+)
+
+listings = sa.Table(
+    "listings",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("property_id", Id, sa.ForeignKey("properties.id"), nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("asking_price", sa.BigInteger),
+    sa.Column("listed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.CheckConstraint(
+        "status IN ('ACTIVE', 'UNDER_OFFER', 'SOLD', 'WITHDRAWN')", name="ck_listings_status"
+    ),
+)
+
+ingested_files = sa.Table(
+    "ingested_files",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("sha256", sa.Text, nullable=False),
+    sa.Column("rows_read", sa.Integer, nullable=False),
+    sa.Column("sales_inserted", sa.Integer, nullable=False),
+    sa.Column(
+        "loaded_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.UniqueConstraint("sha256"),
+)
+
+
+# Indexes that serve the keyset queries in db/repositories (each matches one ORDER BY).
+sa.Index("ix_properties_live_id", properties.c.id, postgresql_where=LIVE, sqlite_where=LIVE)
+sa.Index(
+    "ix_properties_locality_id",
+    properties.c.locality_id,
+    properties.c.id,
+    postgresql_where=LIVE,
+    sqlite_where=LIVE,
+)
+sa.Index(
+    "ix_properties_locality_price",
+    properties.c.locality_id,
+    properties.c.last_sale_price,
+    properties.c.id,
+    postgresql_where=LIVE,
+    sqlite_where=LIVE,
+)
+sa.Index(
+    "ix_properties_locality_date",
+    properties.c.locality_id,
+    properties.c.last_sale_date,
+    properties.c.id,
+    postgresql_where=LIVE,
+    sqlite_where=LIVE,
+)
+sa.Index(
+    "ix_properties_price",
+    properties.c.last_sale_price,
+    properties.c.id,
+    postgresql_where=LIVE,
+    sqlite_where=LIVE,
+)
+sa.Index(
+    "ix_properties_date",
+    properties.c.last_sale_date,
+    properties.c.id,
+    postgresql_where=LIVE,
+    sqlite_where=LIVE,
+)
+sa.Index(
+    "ix_properties_lat_lon",
+    properties.c.latitude,
+    properties.c.longitude,
+    postgresql_where=LIVE,
+    sqlite_where=LIVE,
+)
+sa.Index(
+    "ix_sales_property_newest", sales.c.property_id, sales.c.contract_date.desc(), sales.c.id.desc()
+)
+sa.Index(
+    "ix_sales_locality_market",
+    sales.c.locality_id,
+    sales.c.contract_date,
+    postgresql_where=sales.c.is_market_sale,
+    sqlite_where=sales.c.is_market_sale,
+    postgresql_include=["price", "area_m2", "is_strata"],
+)
+sa.Index("ix_sales_dealing_number", sales.c.dealing_number)
+sa.Index(
+    "ix_listings_property",
+    listings.c.property_id,
+    listings.c.listed_at.desc(),
+    listings.c.id.desc(),
+)

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from db.keyset import build_page
+from db.records import LocalityRecord, Page, PropertyRecord
+from db.repositories import localities, properties
+from db.repositories.properties import PROPERTY_ORDERS
+from loaders.base import ByIdLoader, GroupedLoader
+
+
+class LocalityByIdLoader(ByIdLoader[int, LocalityRecord]):
+    async def fetch(self, keys: Sequence[int]) -> Mapping[int, LocalityRecord]:
+        return await localities.localities_by_id(self.db, keys)
+
+
+class LocalityByNameLoader(ByIdLoader[tuple[str, str], LocalityRecord]):
+    """Keys are (UPPER name, postcode)."""
+
+    async def fetch(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> Mapping[tuple[str, str], LocalityRecord]:
+        return await localities.localities_by_name(self.db, keys)
+
+
+@dataclass(frozen=True, slots=True)
+class LocalityPropertiesKey:
+    locality_id: int
+    order: str
+    first: int
+    after: str | None
+    after_values: tuple[Any, ...] | None
+
+
+PropertiesArguments = tuple[str, int, tuple[Any, ...] | None]
+
+
+class PropertiesByLocalityLoader(
+    GroupedLoader[LocalityPropertiesKey, PropertiesArguments, Page[PropertyRecord]]
+):
+    @staticmethod
+    def arguments(key: LocalityPropertiesKey) -> PropertiesArguments:
+        return key.order, key.first, key.after_values
+
+    async def fetch(
+        self, keys: Sequence[LocalityPropertiesKey], arguments: PropertiesArguments
+    ) -> list[Page[PropertyRecord]]:
+        order_name, first, after_values = arguments
+        order = PROPERTY_ORDERS[order_name]
+        found = await properties.properties_by_locality(
+            self.db, [k.locality_id for k in keys], order=order, after=after_values, limit=first + 1
+        )
+        return [
+            build_page(found.get(k.locality_id, []), first=first, order=order, after=k.after)
+            for k in keys
+        ]

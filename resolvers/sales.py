@@ -1,0 +1,23 @@
+"""Resolvers of Sale's fields."""
+
+from __future__ import annotations
+
+import strawberry
+
+from app.context import Info
+from db.ingest.records import NonMarketReason
+from db.records import PropertyRecord, SaleRecord
+from schema.ids import to_global_id
+
+
+def global_id(root: SaleRecord) -> strawberry.ID:
+    return to_global_id("Sale", root.id)
+
+
+def non_market_reasons(root: SaleRecord) -> list[NonMarketReason]:
+    return [NonMarketReason(r) for r in root.non_market_reasons.split(",") if r]
+
+
+async def property_of_sale(root: SaleRecord, info: Info) -> PropertyRecord | None:
+    """None once the property has been soft-deleted."""
+    return await info.context.loaders.property_by_id.load(root.property_id)

@@ -1,0 +1,35 @@
+"""The GraphQL schema: Query and the extensions every operation runs with."""
+
+from __future__ import annotations
+
+import strawberry
+
+from resolvers import localities, node, properties
+from schema.errors import PropintelSchema
+from schema.extensions import SqlStatementCount
+from schema.types import Locality, LocalityConnection, Node, Property, PropertyConnection, Sale
+
+
+@strawberry.type
+class Query:
+    property: Property | None = strawberry.field(
+        resolver=properties.property_by_id, graphql_type=Property | None
+    )
+    node: Node | None = strawberry.field(resolver=node.node, graphql_type=Node | None)
+    properties: PropertyConnection = strawberry.field(
+        resolver=properties.properties, graphql_type=PropertyConnection
+    )
+    locality: Locality | None = strawberry.field(
+        resolver=localities.locality_by_name, graphql_type=Locality | None
+    )
+    localities: LocalityConnection = strawberry.field(
+        resolver=localities.localities, graphql_type=LocalityConnection
+    )
+
+
+def build_schema(*, count_statements: bool) -> strawberry.Schema:
+    return PropintelSchema(
+        query=Query,
+        types=[Property, Sale, Locality],
+        extensions=[SqlStatementCount] if count_statements else [],
+    )
