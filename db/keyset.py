@@ -84,10 +84,12 @@ class KeysetOrder(Generic[R]):
             payload = json.loads(raw)
         except (binascii.Error, ValueError, UnicodeDecodeError):
             raise InvalidCursor("not a cursor this API issued") from None
-        if not isinstance(payload, list) or len(payload) != len(self.types) + 1:
+        if not isinstance(payload, list) or not payload or not isinstance(payload[0], str):
             raise InvalidCursor("not a cursor this API issued")
         if payload[0] != self.name:
             raise InvalidCursor(f"this cursor belongs to order {payload[0]!r}, not {self.name!r}")
+        if len(payload) != len(self.types) + 1:
+            raise InvalidCursor("not a cursor this API issued")
         return [PARSERS[t](v) for t, v in zip(self.types, payload[1:], strict=True)]
 
 

@@ -1,0 +1,128 @@
+"""Bad input gets a GraphQL error with a code and a message that names the problem."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import httpx
+import pytest
+
+from tests.conftest import gql
+
+PROPERTIES = """query($first: Int!, $after: String, $filter: PropertyFilter, $order: PropertyOrder! = ID_ASC) {
+  properties(first: $first, after: $after, filter: $filter, orderBy: $order) {
+    pageInfo { endCursor } edges { node { id } } } }"""
+
+
+def forged_cursor(*values: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(values)).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("variables", "fragment"),
+    [
+        ({"first": 101}, "`first` must be between 0 and 100"),
+        ({"first": -1}, "`first` must be between 0 and 100"),
+        ({"first": 5, "after": "not-a-cursor"}, "invalid cursor"),
+        ({"first": 5, "after": "!!!"}, "invalid cursor"),
+        ({"first": 5, "after": forged_cursor("ID_ASC", "x")}, "expected an integer"),
+        ({"first": 5, "after": forged_cursor("LAST_SALE_PRICE_ASC", 1, 2)}, "belongs to order"),
+        (
+            {"first": 5, "filter": {"minLastSalePrice": 10, "maxLastSalePrice": 5}},
+            "is greater than",
+        ),
+        ({"first": 5, "filter": {"minAreaM2": -1}}, "must not be negative"),
+        ({"first": 5, "filter": {"postcode": "20431"}}, "four digits"),
+        (
+            {"first": 5, "filter": {"soldAfter": "2024-01-02", "soldBefore": "2024-01-01"}},
+            "greater",
+        ),
+        ({"first": 5, "filter": {"localityName": "x" * 65}}, "1 to 64 characters"),
+        (
+            {
+                "first": 5,
+                "filter": {"bbox": {"minLat": -91, "maxLat": 0, "minLon": 0, "maxLon": 1}},
+            },
+            "within ±90°",
+        ),
+        (
+            {
+                "first": 5,
+                "filter": {"bbox": {"minLat": -30, "maxLat": -31, "minLon": 0, "maxLon": 1}},
+            },
+            "is greater than",
+        ),
+    ],
+)
+async def test_bad_list_arguments_are_bad_user_input(
+    client: httpx.AsyncClient, variables: dict[str, object], fragment: str
+) -> None:
+    response = await gql(client, PROPERTIES, **variables)
+    assert response.data is None
+    assert response.error_codes() == ["BAD_USER_INPUT"]
+    assert fragment in response.errors[0]["message"]
+
+
+async def test_a_cursor_from_another_order_is_refused(client: httpx.AsyncClient) -> None:
+    page = (await gql(client, PROPERTIES, first=1)).ok()
+    cursor = page["properties"]["pageInfo"]["endCursor"]
+    response = await gql(client, PROPERTIES, first=1, after=cursor, order="LAST_SALE_PRICE_DESC")
+    assert response.error_codes() == ["BAD_USER_INPUT"]
+    assert "belongs to order 'ID_ASC'" in response.errors[0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("query", "fragment"),
+    [
+        ('{ property(id: "nonsense") { id } }', "is not an id this API issued"),
+        (
+            '{ property(id: "TG9jYWxpdHk6MQ==") { id } }',
+            "is the id of a Locality, not of a Property",
+        ),
+        ('{ node(id: "Rm9vOjE=") { id } }', "is not an id this API issued"),
+        ('{ locality(name: "Tempe", postcode: "abc") { id } }', "four digits"),
+        ('{ locality(name: "", postcode: "2044") { id } }', "1 to 64 characters"),
+        (
+            '{ locality(name: "Tempe", postcode: "2044") { stats(from: "2020-01-01", to: "2019-01-01") { salesCount } } }',
+            "`from` (2020-01-01) is greater than `to` (2019-01-01)",
+        ),
+        ("{ localities(first: 1000) { edges { cursor } } }", "`first` must be between 0 and 100"),
+        (
+            "{ properties(first: 1) { edges { node { sales(first: 500) { edges { cursor } } } } } }",
+            "`first` must be between 0 and 100",
+        ),
+    ],
+)
+async def test_bad_arguments_anywhere_are_bad_user_input(
+    client: httpx.AsyncClient, query: str, fragment: str
+) -> None:
+    response = await gql(client, query)
+    assert response.error_codes() == ["BAD_USER_INPUT"], response.errors
+    assert fragment in response.errors[0]["message"]
+
+
+async def test_unknown_ids_are_null_not_errors(client: httpx.AsyncClient) -> None:
+    unknown = base64.urlsafe_b64encode(b"Property:999999999").decode()
+    response = await gql(
+        client, "query($id: ID!) { property(id: $id) { id } node(id: $id) { id } }", id=unknown
+    )
+    assert response.ok() == {"property": None, "node": None}
+
+
+async def test_invalid_documents_have_codes(client: httpx.AsyncClient) -> None:
+    syntax = await gql(client, "{ properties(first: 1) { edges ")
+    assert syntax.error_codes() == ["GRAPHQL_PARSE_FAILED"]
+    unknown_field = await gql(client, "{ properties { nope } }")
+    assert unknown_field.error_codes() == ["GRAPHQL_VALIDATION_FAILED"]
+    assert "nope" in unknown_field.errors[0]["message"]
+    wrong_type = await gql(client, '{ properties(first: "ten") { edges { cursor } } }')
+    assert wrong_type.error_codes() == ["GRAPHQL_VALIDATION_FAILED"]
+
+
+async def test_non_json_body_is_a_clear_400_not_a_500(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/graphql", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert "JSON" in response.text
