@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.settings import InitialLoad, Settings, get_settings
 from db.engine import Database, create_engine
@@ -91,7 +92,8 @@ async def load_sales(
     from tqdm import tqdm
 
     data_dir = settings.data_dir
-    db = Database(create_engine(settings.database_url, pool_size=2))
+    # No statement timeout: a bulk merge of millions of rows is one long statement by design.
+    db = Database(create_engine(settings.database_url, pool_size=2, statement_timeout_ms=0))
     loader = SalesLoader(
         db,
         gazetteer=read_gazetteer(data_dir / "geonames_AU_postcodes.txt" if data_dir else None),
@@ -241,6 +243,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.handler(args)
     except CliError as error:
         print(f"propintel: {error}", file=sys.stderr)
+        return 1
+    except (SQLAlchemyError, OSError) as error:
+        # The database or a file failed under us: say which, in one line, without a traceback.
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        print(f"propintel: {type(error).__name__}: {first_line}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

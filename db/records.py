@@ -35,7 +35,6 @@ class PropertyRecord:
     is_strata: bool
     latitude: float | None
     longitude: float | None
-    last_sale_id: int | None
     last_sale_price: int
     last_sale_date: date
 

@@ -73,7 +73,6 @@ properties = sa.Table(
     sa.Column("latitude", sa.Float),
     sa.Column("longitude", sa.Float),
     # Denormalised newest sale (same order as Property.sales) so lists sort and filter on it.
-    sa.Column("last_sale_id", Id),
     sa.Column("last_sale_price", sa.BigInteger, nullable=False),
     sa.Column("last_sale_date", sa.Date, nullable=False),
     # The VG extract time of the record the address came from: a newer restatement wins.
@@ -138,7 +137,7 @@ ingested_files = sa.Table(
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("sha256", sa.Text, nullable=False),
     sa.Column("rows_read", sa.Integer, nullable=False),
-    sa.Column("sales_inserted", sa.Integer, nullable=False),
+    sa.Column("rows_rejected", sa.Integer, nullable=False),
     sa.Column(
         "loaded_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
@@ -147,7 +146,6 @@ ingested_files = sa.Table(
 
 
 # Indexes that serve the keyset queries in db/repositories (each matches one ORDER BY).
-sa.Index("ix_properties_live_id", properties.c.id, postgresql_where=LIVE, sqlite_where=LIVE)
 sa.Index(
     "ix_properties_locality_id",
     properties.c.locality_id,
@@ -203,7 +201,6 @@ sa.Index(
     sqlite_where=sales.c.is_market_sale,
     postgresql_include=["price", "area_m2", "is_strata"],
 )
-sa.Index("ix_sales_dealing_number", sales.c.dealing_number)
 sa.Index(
     "ix_listings_property",
     listings.c.property_id,

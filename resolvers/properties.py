@@ -77,9 +77,9 @@ async def locality(root: PropertyRecord, info: Info) -> LocalityRecord:
 
 
 async def last_sale(root: PropertyRecord, info: Info) -> SaleRecord | None:
-    if root.last_sale_id is None:
-        return None
-    return await info.context.loaders.sale_by_id.load(root.last_sale_id)
+    """The first sale of the newest-first history (the one last_sale_price/date describe)."""
+    page = await info.context.loaders.sales_by_property.load(SalesPageKey(root.id, 1, None, None))
+    return page.edges[0].node if page.edges else None
 
 
 async def sales(

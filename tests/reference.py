@@ -76,13 +76,18 @@ def quartiles(values: Iterable[float]) -> tuple[float, float, float] | None:
     return q1, q2, q3
 
 
-def read_reference(files: Iterable[Path], localities: set[str]) -> Reference:
+def read_reference(
+    files: Iterable[Path], localities: set[str], *, property_ids: set[str] | None = None
+) -> Reference:
+    """The rows of these localities (by name), plus every row of these properties."""
     reference = Reference()
     latest: dict[tuple[int, str, str], tuple[str, RefSale]] = {}
     for path in files:
         with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
             for row in csv.DictReader(handle):
-                if row["locality"].upper() not in localities:
+                if row["locality"].upper() not in localities and (
+                    property_ids is None or row["property_id"] not in property_ids
+                ):
                     continue
                 reference.rows_in_slice += 1
                 if not row["property_id"] or not row["contract_date"] or not row["purchase_price"]:

@@ -3,17 +3,21 @@
 Idempotent at two levels: a file already loaded (same sha256) is skipped unless forced, and
 every merge statement is keyed on natural keys ((vg property id, strata lot) for properties,
 (property, dealing number) for sales), so re-reading a file adds nothing twice.
+
+Speed: parsing runs in a worker thread one chunk ahead of the merge, so Python parses while
+the database merges (the GIL is free while the event loop waits on the socket). Into an empty
+database the secondary indexes are dropped for the load and built once at the end.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +28,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db import tables
 from db.engine import Database, raw_asyncpg_connection
 from db.ingest import merge_sql
-from db.ingest.readers import (
-    Gazetteer,
-    Progress,
-    SourceError,
-    SourceRow,
-    read_sales,
-)
-from db.ingest.records import STAGE_COLUMNS, RowError, build_sale
+from db.ingest.readers import Gazetteer, Progress, SourceError, read_sales
+from db.ingest.records import LOCALITY_SLOT, STAGE_COLUMNS, RowError, build_sale
 
 LocalityKey = tuple[str, str]
+RejectHandler = Any  # Callable[[SourceError], None]; Any keeps it callable from the thread
+
+# Secondary indexes rebuilt after a load into an empty database (unique ones stay: the merge's
+# ON CONFLICT needs them).
+BULK_INDEXED_TABLES = (tables.properties, tables.sales)
 
 
 @dataclass
@@ -69,7 +72,13 @@ class LoadSummary:
         return out
 
 
-RejectHandler = Callable[[SourceError], None]
+@dataclass
+class PreparedChunk:
+    """Validated staging tuples (locality slot holding the (name, postcode) key) and rejects."""
+
+    rows: list[tuple[Any, ...]]
+    rejects: list[SourceError]
+    rows_read: int
 
 
 def _file_sha256(path: Path) -> str:
@@ -78,12 +87,6 @@ def _file_sha256(path: Path) -> str:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _chunks(rows: Iterable[SourceRow | SourceError], size: int) -> Iterator[list[Any]]:
-    iterator = iter(rows)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
 
 
 def _sqlite_value(value: Any) -> Any:
@@ -95,6 +98,45 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
+def prepare_chunks(
+    path: Path,
+    *,
+    districts: dict[str, str],
+    localities: frozenset[str] | None,
+    chunk_size: int,
+    progress: Progress | None,
+) -> Iterator[PreparedChunk]:
+    """Parse and validate `path` into chunks (pure Python, no database: runs in a thread)."""
+    chunk = PreparedChunk([], [], 0)
+    for item in read_sales(path, localities=localities, progress=progress):
+        chunk.rows_read += 1
+        if isinstance(item, SourceError):
+            chunk.rejects.append(item)
+        else:
+            name = item.raw.locality.strip().upper()
+            postcode = item.raw.postcode.strip()
+            try:
+                if not name:
+                    raise RowError("locality", "missing")
+                if len(name) > 64 or len(postcode) > 8:
+                    raise RowError("locality", "name or postcode too long")
+                chunk.rows.append(
+                    build_sale(
+                        item.raw,
+                        parcels_in_sale=item.parcels_in_sale,
+                        locality=(name, postcode),
+                        district=districts.get(item.raw.district_code),
+                    )
+                )
+            except RowError as error:
+                chunk.rejects.append(SourceError(item.source, item.line, error))
+        if chunk.rows_read >= chunk_size:
+            yield chunk
+            chunk = PreparedChunk([], [], 0)
+    if chunk.rows_read:
+        yield chunk
+
+
 class SalesLoader:
     def __init__(
         self,
@@ -104,6 +146,8 @@ class SalesLoader:
         districts: dict[str, str],
         localities: frozenset[str] | None = None,
         chunk_size: int = 50_000,
+        merge_rows: int = 500_000,
+        bulk_merge_rows: int = 2_500_000,
         on_reject: RejectHandler | None = None,
     ) -> None:
         self.db = db
@@ -111,8 +155,10 @@ class SalesLoader:
         self.districts = districts
         self.only_localities = localities
         self.chunk_size = chunk_size
+        self.merge_rows = merge_rows
+        self.bulk_merge_rows = bulk_merge_rows
         self.on_reject = on_reject
-        self._locality_ids: dict[LocalityKey, tuple[int, float | None, float | None]] = {}
+        self._locality_ids: dict[LocalityKey, int] = {}
 
     async def load(
         self, paths: Sequence[Path], *, force: bool = False, progress: Progress | None = None
@@ -121,109 +167,133 @@ class SalesLoader:
         started = time.perf_counter()
         async with self.db.begin() as conn:
             await self._read_localities(conn)
-        for path in paths:
-            await self._load_file(path, summary, force=force, progress=progress)
+            bulk = (
+                await conn.execute(sa.select(sa.func.count()).select_from(tables.sales))
+            ).scalar() == 0
+            if bulk:
+                await self._drop_secondary_indexes(conn)
+        # Into an empty database, stage everything and merge in a few big set operations
+        # (hash joins and sorts); into a live one, merge in batches that keep transactions short.
+        merge_rows = self.bulk_merge_rows if bulk else self.merge_rows
+        try:
+            async with self.db.connect() as conn:  # one session: its temporary tables persist
+                batch = _StagingBatch(conn, self, summary, merge_rows)
+                await batch.open()
+                for path in paths:
+                    await self._load_file(path, batch, force=force, progress=progress)
+                await batch.flush()
+        finally:
+            async with self.db.begin() as conn:
+                await self._create_missing_indexes(conn)
         async with self.db.begin() as conn:
             # Fresh planner statistics after a bulk load; keyset plans depend on them.
             await conn.execute(sa.text("ANALYZE" if self.db.is_postgresql else "PRAGMA optimize"))
         summary.seconds = time.perf_counter() - started
         return summary
 
+    @staticmethod
+    def _secondary_indexes() -> list[sa.Index]:
+        return [i for t in BULK_INDEXED_TABLES for i in t.indexes if not i.unique]
+
+    @staticmethod
+    def _foreign_keys() -> list[sa.ForeignKeyConstraint]:
+        return [c for t in BULK_INDEXED_TABLES for c in t.foreign_key_constraints]
+
+    async def _drop_secondary_indexes(self, conn: AsyncConnection) -> None:
+        for index in self._secondary_indexes():
+            await conn.execute(sa.text(f"DROP INDEX IF EXISTS {index.name}"))
+        if self.db.is_postgresql:
+            # Row-by-row foreign key triggers cost more than the inserts themselves; the
+            # constraints come back (and are checked in one pass each) after the load.
+            for fk in self._foreign_keys():
+                await conn.execute(
+                    sa.text(f"ALTER TABLE {fk.table.name} DROP CONSTRAINT IF EXISTS {fk.name}")
+                )
+
+    async def _create_missing_indexes(self, conn: AsyncConnection) -> None:
+        """Also repairs a load that was killed after dropping them."""
+        for index in self._secondary_indexes():
+            await conn.run_sync(lambda sync_conn, i=index: i.create(sync_conn, checkfirst=True))
+        if not self.db.is_postgresql:
+            return
+        existing = set(
+            (await conn.execute(sa.text("SELECT conname FROM pg_constraint WHERE contype = 'f'")))
+            .scalars()
+            .all()
+        )
+        for fk in self._foreign_keys():
+            if fk.name not in existing:
+                await conn.execute(sa.schema.AddConstraint(fk))
+
     async def _read_localities(self, conn: AsyncConnection) -> None:
         t = tables.localities
-        rows = await conn.execute(
-            sa.select(t.c.id, t.c.name, t.c.postcode, t.c.latitude, t.c.longitude)
-        )
-        self._locality_ids = {(r.name, r.postcode): (r.id, r.latitude, r.longitude) for r in rows}
+        rows = await conn.execute(sa.select(t.c.id, t.c.name, t.c.postcode))
+        self._locality_ids = {(r.name, r.postcode): r.id for r in rows}
 
     async def _load_file(
-        self, path: Path, summary: LoadSummary, *, force: bool, progress: Progress | None
+        self, path: Path, batch: _StagingBatch, *, force: bool, progress: Progress | None
     ) -> None:
-        sha256 = _file_sha256(path)
+        sha256 = await asyncio.to_thread(_file_sha256, path)
         if not force and await self._already_loaded(sha256):
-            summary.files_skipped += 1
+            batch.summary.files_skipped += 1
             if progress is not None:
                 progress(path.stat().st_size)
             return
-        rows_read = inserted = 0
-        reader = read_sales(path, localities=self.only_localities, progress=progress)
-        for chunk in _chunks(reader, self.chunk_size):
-            staged = await self._stage_rows(chunk, summary)
-            rows_read += len(chunk)
-            if staged:
-                inserted += await self._merge(staged, summary)
-        summary.rows_read += rows_read
-        summary.files_loaded += 1
-        await self._record_file(path, sha256, rows_read, inserted)
+        chunks = prepare_chunks(
+            path,
+            districts=self.districts,
+            localities=self.only_localities,
+            chunk_size=self.chunk_size,
+            progress=progress,
+        )
+        record = FileRecord(path.name, sha256)
+        upcoming = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
+        while (chunk := await upcoming) is not None:
+            upcoming = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
+            for reject in chunk.rejects:
+                self._reject(batch.summary, reject)
+            record.rows_read += chunk.rows_read
+            record.rows_rejected += len(chunk.rejects)
+            if chunk.rows:
+                await batch.stage(await self._with_locality_ids(chunk.rows, batch.summary), record)
+        batch.summary.rows_read += record.rows_read
+        batch.summary.files_loaded += 1
+        await batch.file_done(record)
 
     async def _already_loaded(self, sha256: str) -> bool:
         t = tables.ingested_files
         row = await self.db.fetch_one(sa.select(t.c.id).where(t.c.sha256 == sha256))
         return row is not None
 
-    async def _record_file(self, path: Path, sha256: str, rows_read: int, inserted: int) -> None:
-        values = {
-            "name": path.name,
-            "sha256": sha256,
-            "rows_read": rows_read,
-            "sales_inserted": inserted,
-        }
-        insert = postgresql.insert if self.db.is_postgresql else sqlite.insert
-        statement = insert(tables.ingested_files).values(values)
-        statement = statement.on_conflict_do_update(
-            index_elements=["sha256"],
-            set_={"rows_read": rows_read, "sales_inserted": inserted, "loaded_at": sa.func.now()},
-        )
+    def _insert(self) -> Any:
+        return postgresql.insert if self.db.is_postgresql else sqlite.insert
+
+    async def record_files(self, records: Sequence[FileRecord]) -> None:
+        if not records:
+            return
         async with self.db.begin() as conn:
-            await conn.execute(statement)
+            for record in records:
+                counts = {"rows_read": record.rows_read, "rows_rejected": record.rows_rejected}
+                statement = (
+                    self._insert()(tables.ingested_files)
+                    .values(name=record.name, sha256=record.sha256, **counts)
+                    .on_conflict_do_update(
+                        index_elements=["sha256"], set_={**counts, "loaded_at": sa.func.now()}
+                    )
+                )
+                await conn.execute(statement)
 
     def _reject(self, summary: LoadSummary, error: SourceError) -> None:
         summary.rejected[f"{error.error.field}: {error.error.reason}"] += 1
         if self.on_reject is not None:
             self.on_reject(error)
 
-    async def _stage_rows(
-        self, chunk: list[SourceRow | SourceError], summary: LoadSummary
+    async def _with_locality_ids(
+        self, rows: list[tuple[Any, ...]], summary: LoadSummary
     ) -> list[tuple[Any, ...]]:
-        good: list[tuple[SourceRow, LocalityKey]] = []
-        for item in chunk:
-            if isinstance(item, SourceError):
-                self._reject(summary, item)
-                continue
-            name = item.raw.locality.strip().upper()
-            postcode = item.raw.postcode.strip()
-            if not name:
-                self._reject(
-                    summary, SourceError(item.source, item.line, RowError("locality", "missing"))
-                )
-                continue
-            if len(name) > 64 or len(postcode) > 8:
-                self._reject(
-                    summary,
-                    SourceError(
-                        item.source, item.line, RowError("locality", "name or postcode too long")
-                    ),
-                )
-                continue
-            good.append((item, (name, postcode)))
-        await self._create_localities({key for _, key in good}, summary)
-        staged: list[tuple[Any, ...]] = []
-        for item, key in good:
-            locality_id, latitude, longitude = self._locality_ids[key]
-            try:
-                staged.append(
-                    build_sale(
-                        item.raw,
-                        parcels_in_sale=item.parcels_in_sale,
-                        locality_id=locality_id,
-                        latitude=latitude,
-                        longitude=longitude,
-                        district=self.districts.get(item.raw.district_code),
-                    )
-                )
-            except RowError as error:
-                self._reject(summary, SourceError(item.source, item.line, error))
-        return staged
+        await self._create_localities({row[LOCALITY_SLOT] for row in rows}, summary)
+        ids, slot = self._locality_ids, LOCALITY_SLOT
+        return [(*row[:slot], ids[row[slot]], *row[slot + 1 :]) for row in rows]
 
     async def _create_localities(self, keys: set[LocalityKey], summary: LoadSummary) -> None:
         missing = sorted(keys - self._locality_ids.keys())
@@ -241,45 +311,112 @@ class SalesLoader:
                     "longitude": place.longitude if place else None,
                 }
             )
-        insert = postgresql.insert if self.db.is_postgresql else sqlite.insert
-        t = tables.localities
         async with self.db.begin() as conn:
             for start in range(0, len(values), 1000):
                 batch = values[start : start + 1000]
-                await conn.execute(insert(t).values(batch).on_conflict_do_nothing())
+                await conn.execute(
+                    self._insert()(tables.localities).values(batch).on_conflict_do_nothing()
+                )
             summary.localities_created += len(values)
             await self._read_localities(conn)
 
-    async def _merge(self, staged: list[tuple[Any, ...]], summary: LoadSummary) -> int:
-        async with self.db.begin() as conn:
-            await conn.execute(sa.text(merge_sql.CREATE_STAGE))
-            await conn.execute(sa.text(merge_sql.CREATE_KEYED))
-            for statement in merge_sql.CLEAR_STAGE:
-                await conn.execute(sa.text(statement))
-            await self._copy_into_stage(conn, staged)
-            await conn.execute(sa.text(merge_sql.UPSERT_PROPERTIES))
-            await conn.execute(sa.text(merge_sql.FILL_KEYED))
-            restated = (await conn.execute(sa.text(merge_sql.RESTATE_SALES))).rowcount
-            inserted = (await conn.execute(sa.text(merge_sql.INSERT_SALES))).rowcount
-            await conn.execute(sa.text(merge_sql.REFRESH_LAST_SALE))
-            await self._fill_locality_districts(conn)
-        summary.sales_inserted += inserted
-        summary.sales_restated += restated
-        summary.duplicates_skipped += len(staged) - inserted - restated
-        return inserted
 
-    async def _copy_into_stage(self, conn: AsyncConnection, staged: list[tuple[Any, ...]]) -> None:
-        if self.db.is_postgresql:
-            driver = await raw_asyncpg_connection(conn)
-            await driver.copy_records_to_table("stage_sales", records=staged, columns=STAGE_COLUMNS)
-            return
-        placeholders = ", ".join("?" for _ in STAGE_COLUMNS)
-        raw = await conn.get_raw_connection()
-        cursor = raw.driver_connection  # type: ignore[union-attr]
-        await cursor.executemany(
-            f"INSERT INTO stage_sales VALUES ({placeholders})",
-            [tuple(_sqlite_value(v) for v in row) for row in staged],
-        )
+@dataclass
+class FileRecord:
+    name: str
+    sha256: str
+    rows_read: int = 0
+    rows_rejected: int = 0
 
-    async def _fill_locality_districts(self, conn: AsyncConnection) -> None:
-        await conn.execute(sa.text(merge_sql.SET_LOCALITY_DISTRICTS))
+
+class _StagingBatch:
+    """Rows staged on one connection, merged when `merge_rows` have accumulated.
+
+    A file is recorded as loaded only after the merge that holds its last rows has committed,
+    so an interrupted load leaves no file marked as loaded that is not fully in the tables.
+    """
+
+    def __init__(
+        self, conn: AsyncConnection, loader: SalesLoader, summary: LoadSummary, merge_rows: int
+    ) -> None:
+        self.conn = conn
+        self.loader = loader
+        self.summary = summary
+        self.merge_rows = merge_rows
+        self.staged = 0
+        self.staged_files: list[FileRecord] = []  # rows in the current batch, per file
+        self.finished: list[FileRecord] = []  # files whose rows are all staged
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.loader.db.is_postgresql
+
+    async def open(self) -> None:
+        for statement in merge_sql.CREATE_TEMPORARY_TABLES:
+            await self.conn.execute(sa.text(statement))
+        await self.conn.commit()
+
+    async def stage(self, rows: list[tuple[Any, ...]], record: FileRecord) -> None:
+        if not self.conn.in_transaction():
+            await self.conn.begin()
+        if self.is_postgresql:
+            driver = await raw_asyncpg_connection(self.conn)
+            await driver.copy_records_to_table("stage_sales", records=rows, columns=STAGE_COLUMNS)
+        else:
+            placeholders = ", ".join("?" for _ in STAGE_COLUMNS)
+            raw = await self.conn.get_raw_connection()
+            await raw.driver_connection.executemany(  # type: ignore[union-attr]
+                f"INSERT INTO stage_sales VALUES ({placeholders})",
+                [tuple(_sqlite_value(v) for v in row) for row in rows],
+            )
+        self.staged += len(rows)
+        if record not in self.staged_files:
+            self.staged_files.append(record)
+        if self.staged >= self.merge_rows:
+            await self.flush()
+
+    async def file_done(self, record: FileRecord) -> None:
+        self.finished.append(record)
+        if record not in self.staged_files:  # nothing staged: recorded with the next merge
+            self.staged_files.append(record)
+        if self.staged == 0:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self.staged:
+            await self._merge()
+        done = [r for r in self.finished if r in self.staged_files]
+        await self.loader.record_files(done)
+        self.finished = [r for r in self.finished if r not in done]
+        self.staged_files = [r for r in self.staged_files if r not in done]
+        self.staged = 0
+
+    async def _execute(self, statement: str) -> Any:
+        return await self.conn.execute(sa.text(statement))
+
+    async def _merge(self) -> None:
+        if not self.conn.in_transaction():
+            await self.conn.begin()
+        if self.is_postgresql:
+            await self._execute("SET LOCAL work_mem = '256MB'")
+            await self._execute("ANALYZE stage_sales")
+        for statement in merge_sql.MERGE_STEPS:
+            await self._execute(statement)
+            if self.is_postgresql and statement.lstrip().startswith("INSERT INTO stage"):
+                # Autovacuum never analyzes temporary tables: without row counts the planner
+                # would guess nested loops over millions of rows.
+                await self._execute(f"ANALYZE {statement.split()[2]}")
+        restated = (await self._execute(merge_sql.RESTATE_SALES)).rowcount
+        inserted = (await self._execute(merge_sql.INSERT_SALES)).rowcount
+        await self._execute(merge_sql.REFRESH_LAST_SALE)
+        await self._execute(merge_sql.SET_LOCALITY_DISTRICTS)
+        for statement in merge_sql.CLEAR_STAGE:
+            await self._execute(statement)
+        await self.conn.commit()
+        if self.is_postgresql:
+            # The tables grow from nothing during a bulk load; keep the planner's sizes current.
+            await self._execute("ANALYZE properties, sales")
+            await self.conn.commit()
+        self.summary.sales_inserted += inserted
+        self.summary.sales_restated += restated
+        self.summary.duplicates_skipped += self.staged - inserted - restated

@@ -46,8 +46,6 @@ STAGE_COLUMNS: tuple[str, ...] = (
     "street_name",
     "locality_id",
     "postcode",
-    "latitude",
-    "longitude",
     "area_m2",
     "contract_date",
     "settlement_date",
@@ -64,6 +62,7 @@ STAGE_COLUMNS: tuple[str, ...] = (
     "source_file",
     "district",
 )
+LOCALITY_SLOT = STAGE_COLUMNS.index("locality_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,12 +155,13 @@ def build_sale(
     raw: RawSale,
     *,
     parcels_in_sale: int,
-    locality_id: int,
-    latitude: float | None,
-    longitude: float | None,
+    locality: object,
     district: str | None,
 ) -> tuple[Any, ...]:
-    """Validate `raw` and return its staging tuple (in STAGE_COLUMNS order)."""
+    """Validate `raw` and return its staging tuple (in STAGE_COLUMNS order).
+
+    `locality` fills the locality_id slot: the loader stages the (name, postcode) key and
+    swaps in the id once the locality exists (see LOCALITY_SLOT)."""
     if not raw.property_id:
         raise RowError("property_id", "missing (the sale cannot be linked to a property)")
     try:
@@ -204,10 +204,8 @@ def build_sale(
         raw.unit_number or None,
         raw.house_number or None,
         raw.street_name or None,
-        locality_id,
+        locality,
         raw.postcode,
-        latitude,
-        longitude,
         area_in_m2(raw.area, raw.area_type),
         contract,
         settlement,

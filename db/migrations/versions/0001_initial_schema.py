@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -25,7 +26,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("sha256", sa.Text(), nullable=False),
         sa.Column("rows_read", sa.Integer(), nullable=False),
-        sa.Column("sales_inserted", sa.Integer(), nullable=False),
+        sa.Column("rows_rejected", sa.Integer(), nullable=False),
         sa.Column(
             "loaded_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
         ),
@@ -75,9 +76,6 @@ def upgrade() -> None:
         sa.Column("is_strata", sa.Boolean(), nullable=False),
         sa.Column("latitude", sa.Float(), nullable=True),
         sa.Column("longitude", sa.Float(), nullable=True),
-        sa.Column(
-            "last_sale_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
-        ),
         sa.Column("last_sale_price", sa.BigInteger(), nullable=False),
         sa.Column("last_sale_date", sa.Date(), nullable=False),
         sa.Column("source_downloaded_at", sa.DateTime(), nullable=False),
@@ -108,14 +106,6 @@ def upgrade() -> None:
         "ix_properties_lat_lon",
         "properties",
         ["latitude", "longitude"],
-        unique=False,
-        postgresql_where=sa.text("deleted_at IS NULL"),
-        sqlite_where=sa.text("deleted_at IS NULL"),
-    )
-    op.create_index(
-        "ix_properties_live_id",
-        "properties",
-        ["id"],
         unique=False,
         postgresql_where=sa.text("deleted_at IS NULL"),
         sqlite_where=sa.text("deleted_at IS NULL"),
@@ -219,7 +209,6 @@ def upgrade() -> None:
             "property_id", "dealing_number", name=op.f("uq_sales_property_id_dealing_number")
         ),
     )
-    op.create_index("ix_sales_dealing_number", "sales", ["dealing_number"], unique=False)
     op.create_index(
         "ix_sales_locality_market",
         "sales",
@@ -246,7 +235,6 @@ def downgrade() -> None:
         postgresql_include=["price", "area_m2", "is_strata"],
         sqlite_where=sa.text("is_market_sale"),
     )
-    op.drop_index("ix_sales_dealing_number", table_name="sales")
     op.drop_table("sales")
     op.drop_index("ix_listings_property", table_name="listings")
     op.drop_table("listings")
@@ -270,12 +258,6 @@ def downgrade() -> None:
     )
     op.drop_index(
         "ix_properties_locality_date",
-        table_name="properties",
-        postgresql_where=sa.text("deleted_at IS NULL"),
-        sqlite_where=sa.text("deleted_at IS NULL"),
-    )
-    op.drop_index(
-        "ix_properties_live_id",
         table_name="properties",
         postgresql_where=sa.text("deleted_at IS NULL"),
         sqlite_where=sa.text("deleted_at IS NULL"),
