@@ -104,7 +104,11 @@ async def load_sales(
     total = sum(f.stat().st_size for f in files)
     try:
         with tqdm(
-            total=total, unit="B", unit_scale=True, desc="Loading sales", disable=None if show_progress else True
+            total=total,
+            unit="B",
+            unit_scale=True,
+            desc="Loading sales",
+            disable=None if show_progress else True,
         ) as bar:
             return await loader.load(files, force=force, progress=bar.update)
     finally:

@@ -40,7 +40,7 @@ class PropintelGraphQL(GraphQL[Context, None]):
         self.db = db
         self.settings = settings
 
-    async def get_context(  # type: ignore[override]
+    async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         return Context(

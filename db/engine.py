@@ -100,14 +100,15 @@ class Database:
 
     async def fetch_all(
         self, statement: sa.Executable, params: Mapping[str, Any] | None = None
-    ) -> Sequence[sa.Row[Any]]:
+    ) -> Sequence[Any]:
+        """Rows (sa.Row, typed Any: callers unpack them positionally into records)."""
         async with self.engine.connect() as conn:
             result = await conn.execute(statement, params or {})
             return result.all()
 
     async def fetch_one(
         self, statement: sa.Executable, params: Mapping[str, Any] | None = None
-    ) -> sa.Row[Any] | None:
+    ) -> Any:
         async with self.engine.connect() as conn:
             result = await conn.execute(statement, params or {})
             return result.first()

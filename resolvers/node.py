@@ -11,7 +11,7 @@ from schema.ids import from_global_id
 
 async def node(
     info: Info, id: strawberry.ID
-) -> PropertyRecord | SaleRecord | LocalityRecord | None:  # noqa: A002
+) -> PropertyRecord | SaleRecord | LocalityRecord | None:
     type_name, pk = from_global_id(id)
     loaders = info.context.loaders
     if type_name == "Property":

@@ -20,7 +20,7 @@ from schema.ids import expect_global_id, to_global_id
 from schema.inputs import PropertyFilter
 
 
-async def property_by_id(info: Info, id: strawberry.ID) -> PropertyRecord | None:  # noqa: A002
+async def property_by_id(info: Info, id: strawberry.ID) -> PropertyRecord | None:
     return await info.context.loaders.property_by_id.load(expect_global_id(id, "Property"))
 
 

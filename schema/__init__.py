@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
+from db.records import LocalityRecord, Page, PropertyRecord, SaleRecord
 from resolvers import localities, node, properties
 from schema.errors import PropintelSchema
 from schema.extensions import SqlStatementCount
@@ -12,17 +13,19 @@ from schema.types import Locality, LocalityConnection, Node, Property, PropertyC
 
 @strawberry.type
 class Query:
-    property: Property | None = strawberry.field(
+    property: PropertyRecord | None = strawberry.field(
         resolver=properties.property_by_id, graphql_type=Property | None
     )
-    node: Node | None = strawberry.field(resolver=node.node, graphql_type=Node | None)
-    properties: PropertyConnection = strawberry.field(
+    node: PropertyRecord | SaleRecord | LocalityRecord | None = strawberry.field(
+        resolver=node.node, graphql_type=Node | None
+    )
+    properties: Page[PropertyRecord] = strawberry.field(
         resolver=properties.properties, graphql_type=PropertyConnection
     )
-    locality: Locality | None = strawberry.field(
+    locality: LocalityRecord | None = strawberry.field(
         resolver=localities.locality_by_name, graphql_type=Locality | None
     )
-    localities: LocalityConnection = strawberry.field(
+    localities: Page[LocalityRecord] = strawberry.field(
         resolver=localities.localities, graphql_type=LocalityConnection
     )
 

@@ -6,7 +6,7 @@ from enum import Enum
 
 import strawberry
 
-from db.ingest.records import NonMarketReason as _NonMarketReason
+from db.ingest.records import NonMarketReason
 
 
 @strawberry.enum(description="Orders of a property list; each is a keyset order (id breaks ties).")
@@ -24,8 +24,11 @@ class PropertyNature(Enum):
     OTHER = "3"
 
 
-NonMarketReason = strawberry.enum(
-    _NonMarketReason,
+# Registers the ingest's enum as is (strawberry.enum returns the class it decorates), so the
+# loader and the API share one definition of the reasons.
+strawberry.enum(
+    NonMarketReason,
     name="NonMarketReason",
     description="Why a sale is kept but excluded from statistics.",
 )
+__all__ = ["NonMarketReason", "PropertyNature", "PropertyOrder"]

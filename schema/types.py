@@ -2,7 +2,9 @@
 
 The types read their fields from the records db/ returns (duck typing: a resolver returns a
 PropertyRecord where the schema says Property), so plain columns cost no resolver call and no
-copy. Fields that need a loader or a conversion name their resolver in resolvers/.
+copy. Fields that need a loader or a conversion name their resolver in resolvers/; such a
+field is annotated with what its resolver returns (a record) and `graphql_type=` names the
+GraphQL type.
 `is_type_of` tells GraphQL which type a record is when it comes through the Node interface.
 """
 
@@ -13,7 +15,7 @@ from typing import Annotated, Any
 
 import strawberry
 
-from db.records import LocalityRecord, LocalityStatsRecord, PropertyRecord, SaleRecord
+from db.records import LocalityRecord, LocalityStatsRecord, Page, PropertyRecord, SaleRecord
 from resolvers import localities as locality_resolvers
 from resolvers import properties as property_resolvers
 from resolvers import sales as sale_resolvers
@@ -57,10 +59,10 @@ class Locality(Node):
     district: str | None
     latitude: float | None = strawberry.field(description="GeoNames centroid (WGS84).")
     longitude: float | None
-    stats: LocalityStats = strawberry.field(
+    stats: LocalityStatsRecord = strawberry.field(
         resolver=locality_resolvers.stats, graphql_type=LocalityStats
     )
-    properties: PropertyConnection = strawberry.field(
+    properties: Page[PropertyRecord] = strawberry.field(
         resolver=locality_resolvers.properties,
         graphql_type=Annotated["PropertyConnection", strawberry.lazy("schema.types")],
     )
@@ -87,7 +89,7 @@ class Sale(Node):
     non_market_reasons: list[NonMarketReason] = strawberry.field(
         resolver=sale_resolvers.non_market_reasons, graphql_type=list[NonMarketReason]
     )
-    property: Property | None = strawberry.field(
+    property: PropertyRecord | None = strawberry.field(
         resolver=sale_resolvers.property_of_sale,
         graphql_type=Annotated["Property", strawberry.lazy("schema.types")] | None,
     )
@@ -120,13 +122,13 @@ class Property(Node):
     longitude: float | None
     last_sale_price: int
     last_sale_date: date
-    locality: Locality = strawberry.field(
+    locality: LocalityRecord = strawberry.field(
         resolver=property_resolvers.locality, graphql_type=Locality
     )
-    last_sale: Sale | None = strawberry.field(
+    last_sale: SaleRecord | None = strawberry.field(
         resolver=property_resolvers.last_sale, graphql_type=Sale | None
     )
-    sales: SaleConnection = strawberry.field(
+    sales: Page[SaleRecord] = strawberry.field(
         resolver=property_resolvers.sales,
         graphql_type=Annotated["SaleConnection", strawberry.lazy("schema.types")],
         description="Price history, newest contract first.",

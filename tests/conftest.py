@@ -18,7 +18,7 @@ import pytest
 
 from app.asgi import create_app
 from app.cli import load_sales, sale_files
-from app.settings import Settings
+from app.settings import Profile, Settings
 from db.migrate import upgrade
 from tests.reference import Reference, read_reference
 
@@ -55,7 +55,7 @@ def drop_pg_database(name: str) -> None:
 
 def settings_for(url: str, **overrides: Any) -> Settings:
     return Settings(
-        DATABASE_URL=url, PROPINTEL_PROFILE="test", PROPINTEL_DATA_DIR=str(DATA_DIR), **overrides
+        DATABASE_URL=url, PROPINTEL_PROFILE=Profile.TEST, PROPINTEL_DATA_DIR=DATA_DIR, **overrides
     )
 
 

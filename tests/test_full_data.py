@@ -90,9 +90,7 @@ async def test_walk_of_a_large_locality_and_its_price_histories(
     # A property's history includes its sales recorded under other localities (and its
     # locality is that of its latest record): read every row of these properties.
     files = sorted(DATA_DIR.glob("nsw_psi_sales_*.csv.gz"))
-    whole = read_reference(
-        files, set(), property_ids={str(vg_id) for vg_id, _ in ever_in_newtown}
-    )
+    whole = read_reference(files, set(), property_ids={str(vg_id) for vg_id, _ in ever_in_newtown})
     history = whole.by_property()
     expected = {key for key, where in whole.property_locality().items() if where == newtown}
     seen: list[tuple[int, str]] = []

@@ -139,10 +139,10 @@ def test_raw_weekly_zip_loads_like_the_csv(empty_database: str, data_dir: Path) 
     compared = 0
     for node in (e["node"] for e in data["properties"]["edges"]):  # type: ignore[index]
         for edge in node["sales"]["edges"]:
-            row = csv_rows.get((node["vgPropertyId"], edge["node"]["dealingNumber"]))
-            if row is not None:
-                assert edge["node"]["price"] == int(row["purchase_price"])
-                assert edge["node"]["contractDate"] == row["contract_date"]
+            source = csv_rows.get((node["vgPropertyId"], edge["node"]["dealingNumber"]))
+            if source is not None:
+                assert edge["node"]["price"] == int(source["purchase_price"])
+                assert edge["node"]["contractDate"] == source["contract_date"]
                 compared += 1
     assert compared > 50
 
@@ -220,7 +220,10 @@ def test_malformed_rows_are_reported_with_file_and_line_and_the_rest_loads(
     assert "rejected sales.csv:4: contract_date: not a date: '2023-13-45'" in err
     assert "rejected sales.csv:5: purchase_price: not whole dollars: '12abc'" in err
     assert "rejected sales.csv:10: row: 3 fields, expected 31" in err
-    assert "rejected 001_SALES_DATA_NNME_08012024.DAT:3: B record: 9 fields, expected at least 24" in err
+    assert (
+        "rejected 001_SALES_DATA_NNME_08012024.DAT:3: B record: 9 fields, expected at least 24"
+        in err
+    )
     assert "sales inserted 6" in out
     assert "rows rejected 5" in out
 

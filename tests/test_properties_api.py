@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -20,9 +22,9 @@ query Page($filter: PropertyFilter, $order: PropertyOrder!, $first: Int!, $after
 
 
 async def walk(
-    client: httpx.AsyncClient, *, order: str, filter_: dict[str, object], first: int = 100
-) -> list[dict[str, object]]:
-    nodes: list[dict[str, object]] = []
+    client: httpx.AsyncClient, *, order: str, filter_: dict[str, Any], first: int = 100
+) -> list[dict[str, Any]]:
+    nodes: list[dict[str, Any]] = []
     after = None
     for _ in range(1000):
         page = (
@@ -36,7 +38,7 @@ async def walk(
     raise AssertionError("the walk did not end")
 
 
-def sort_key(order: str, node: dict[str, object]) -> tuple[object, ...]:
+def sort_key(order: str, node: dict[str, Any]) -> tuple[object, ...]:
     if order == "ID_ASC":
         return ()
     if order == "LAST_SALE_DATE_DESC":
@@ -99,7 +101,7 @@ async def test_price_histories_match_the_csv_page_by_page(
     history = reference.by_property()
     checked = 0
     for node in nodes[:60]:
-        sales: list[dict[str, object]] = []
+        sales: list[dict[str, Any]] = []
         after = None
         while True:
             data = (await gql(client, HISTORY_QUERY, id=node["id"], first=2, after=after)).ok()
@@ -113,9 +115,8 @@ async def test_price_histories_match_the_csv_page_by_page(
             key=lambda s: s.contract_date,
             reverse=True,
         )
-        assert [s["dealingNumber"] for s in sales] != [] and {
-            s["dealingNumber"] for s in sales
-        } == {s.dealing_number for s in expected}
+        assert [s["dealingNumber"] for s in sales] != []
+        assert {s["dealingNumber"] for s in sales} == {s.dealing_number for s in expected}
         assert [s["contractDate"] for s in sales] == [s.contract_date.isoformat() for s in expected]
         by_dealing = {s.dealing_number: s for s in expected}
         for sale in sales:
@@ -128,7 +129,7 @@ async def test_price_histories_match_the_csv_page_by_page(
 
 async def test_filters_narrow_the_list(client: httpx.AsyncClient) -> None:
     base = {"localityName": "ERSKINEVILLE", "postcode": "2043"}
-    cases: list[tuple[dict[str, object], object]] = [
+    cases: list[tuple[dict[str, Any], object]] = [
         ({"isStrata": True}, lambda n: n["isStrata"] is True),
         ({"isStrata": False}, lambda n: n["isStrata"] is False),
         (

@@ -81,12 +81,15 @@ class PreparedChunk:
     rows_read: int
 
 
-def _file_sha256(path: Path) -> str:
+def _file_digest(path: Path) -> tuple[str, int]:
+    """(sha256, size in bytes)."""
     digest = hashlib.sha256()
+    size = 0
     with path.open("rb") as handle:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
-    return digest.hexdigest()
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def _sqlite_value(value: Any) -> Any:
@@ -212,8 +215,12 @@ class SalesLoader:
 
     async def _create_missing_indexes(self, conn: AsyncConnection) -> None:
         """Also repairs a load that was killed after dropping them."""
-        for index in self._secondary_indexes():
-            await conn.run_sync(lambda sync_conn, i=index: i.create(sync_conn, checkfirst=True))
+
+        def create_indexes(sync_conn: sa.Connection) -> None:
+            for index in self._secondary_indexes():
+                index.create(sync_conn, checkfirst=True)
+
+        await conn.run_sync(create_indexes)
         if not self.db.is_postgresql:
             return
         existing = set(
@@ -233,11 +240,11 @@ class SalesLoader:
     async def _load_file(
         self, path: Path, batch: _StagingBatch, *, force: bool, progress: Progress | None
     ) -> None:
-        sha256 = await asyncio.to_thread(_file_sha256, path)
+        sha256, size = await asyncio.to_thread(_file_digest, path)
         if not force and await self._already_loaded(sha256):
             batch.summary.files_skipped += 1
             if progress is not None:
-                progress(path.stat().st_size)
+                progress(size)
             return
         chunks = prepare_chunks(
             path,

@@ -18,7 +18,7 @@ from typing import IO
 
 from db.ingest.records import RawSale, RowError
 
-Progress = Callable[[int], None]
+Progress = Callable[[int], object]
 
 CSV_COLUMNS = [
     "district_code",
@@ -109,7 +109,9 @@ class _CountingBinary(io.RawIOBase):
 def _binary_lines(path: Path, progress: Progress | None) -> Iterator[bytes]:
     with path.open("rb") as handle:
         counted = io.BufferedReader(_CountingBinary(handle, progress), buffer_size=1 << 20)
-        binary: IO[bytes] = gzip.GzipFile(fileobj=counted) if path.suffix == ".gz" else counted
+        binary: io.BufferedIOBase = (
+            gzip.GzipFile(fileobj=counted) if path.suffix == ".gz" else counted
+        )
         yield from binary
 
 
@@ -120,7 +122,9 @@ def _matching_lines(
     a slice of a few localities out of 4.7 million lines costs the decompression and little more."""
     with path.open("rb") as handle:
         counted = io.BufferedReader(_CountingBinary(handle, progress), buffer_size=1 << 20)
-        stream: IO[bytes] = gzip.GzipFile(fileobj=counted) if path.suffix == ".gz" else counted
+        stream: io.BufferedIOBase = (
+            gzip.GzipFile(fileobj=counted) if path.suffix == ".gz" else counted
+        )
         first_line_no, carry, at_start = 1, b"", True
         while True:
             chunk = stream.read(1 << 22)

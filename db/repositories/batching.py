@@ -58,6 +58,7 @@ async def first_n_per_key(
     make: Callable[..., R],
 ) -> dict[int, list[R]]:
     """The first `limit` rows of each key in `order`, in one statement for the whole batch."""
+    sort_source: sa.FromClause
     if db.is_postgresql:
         wanted = (
             sa.func.unnest(sa.literal(list(keys), ARRAY(sa.BigInteger())))
@@ -86,7 +87,7 @@ async def first_n_per_key(
             ranked.c.rank_in_key <= limit
         )
         sort_source = ranked
-    sort = [sort_source.c[c.name] for c in order.columns]  # type: ignore[attr-defined]
+    sort = [sort_source.c[c.name] for c in order.columns]
     statement = statement.order_by(
         sort_source.c[key.name], *[c.desc() if order.descending else c.asc() for c in sort]
     )

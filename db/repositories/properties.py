@@ -18,32 +18,30 @@ from db.repositories.batching import first_n_per_key, key_in
 p = tables.properties
 l = tables.localities  # noqa: E741
 
-PROPERTY_ORDERS: dict[str, KeysetOrder[PropertyRecord]] = {
-    order.name: order
-    for order in (
-        KeysetOrder("ID_ASC", [p.c.id], ["id"], [int]),
-        KeysetOrder(
-            "LAST_SALE_PRICE_ASC",
-            [p.c.last_sale_price, p.c.id],
-            ["last_sale_price", "id"],
-            [int, int],
-        ),
-        KeysetOrder(
-            "LAST_SALE_PRICE_DESC",
-            [p.c.last_sale_price, p.c.id],
-            ["last_sale_price", "id"],
-            [int, int],
-            descending=True,
-        ),
-        KeysetOrder(
-            "LAST_SALE_DATE_DESC",
-            [p.c.last_sale_date, p.c.id],
-            ["last_sale_date", "id"],
-            [date, int],
-            descending=True,
-        ),
-    )
-}
+_ORDERS: tuple[KeysetOrder[PropertyRecord], ...] = (
+    KeysetOrder("ID_ASC", [p.c.id], ["id"], [int]),
+    KeysetOrder(
+        "LAST_SALE_PRICE_ASC",
+        [p.c.last_sale_price, p.c.id],
+        ["last_sale_price", "id"],
+        [int, int],
+    ),
+    KeysetOrder(
+        "LAST_SALE_PRICE_DESC",
+        [p.c.last_sale_price, p.c.id],
+        ["last_sale_price", "id"],
+        [int, int],
+        descending=True,
+    ),
+    KeysetOrder(
+        "LAST_SALE_DATE_DESC",
+        [p.c.last_sale_date, p.c.id],
+        ["last_sale_date", "id"],
+        [date, int],
+        descending=True,
+    ),
+)
+PROPERTY_ORDERS = {order.name: order for order in _ORDERS}
 
 
 @dataclass(frozen=True)
