@@ -23,7 +23,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             settings.database_url,
             pool_size=settings.db_pool_size,
             statement_timeout_ms=settings.db_statement_timeout_ms,
-        )
+        ),
+        pool_size=settings.db_pool_size,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
     )
     graphql = PropintelGraphQL(
         db=db,

@@ -70,6 +70,17 @@ class KeysetOrder(Generic[R]):
         right = sa.tuple_(*[sa.literal(v) for v in values])
         return left < right if self.descending else left > right
 
+    def after_parameters(self) -> sa.ColumnElement[bool]:
+        """`after` with bind parameters (after_0, after_1, ...), for statements built once."""
+        left = sa.tuple_(*self.columns)
+        right = sa.tuple_(
+            *[sa.bindparam(f"after_{i}", type_=c.type) for i, c in enumerate(self.columns)]
+        )
+        return left < right if self.descending else left > right
+
+    def parameter_values(self, values: Sequence[Any]) -> dict[str, Any]:
+        return {f"after_{i}": value for i, value in enumerate(values)}
+
     def values_of(self, record: R) -> list[Any]:
         return [getattr(record, attribute) for attribute in self.attributes]
 

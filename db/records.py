@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 
@@ -81,7 +81,7 @@ EMPTY_STATS = LocalityStatsRecord(0, None, None, None, None)
 R = TypeVar("R")
 
 
-def _columns(table: sa.Table, record: type[object]) -> list[sa.Column[object]]:
+def _columns(table: sa.Table, record: type[object]) -> list[sa.Column[Any]]:
     return [table.c[name] for name in record.__dataclass_fields__]  # type: ignore[attr-defined]
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import strawberry
+from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 
 from db.records import LocalityRecord, Page, PropertyRecord, SaleRecord
 from resolvers import localities, node, properties
@@ -31,8 +34,12 @@ class Query:
 
 
 def build_schema(*, count_statements: bool) -> strawberry.Schema:
-    return PropintelSchema(
-        query=Query,
-        types=[Property, Sale, Locality],
-        extensions=[SqlStatementCount] if count_statements else [],
-    )
+    # Clients send the same few documents over and over: parse and validate each once
+    # (the caches live at module level; these factories only look them up).
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
+    ]
+    if count_statements:
+        extensions.append(SqlStatementCount)
+    return PropintelSchema(query=Query, types=[Property, Sale, Locality], extensions=extensions)

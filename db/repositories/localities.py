@@ -11,7 +11,7 @@ from db import tables
 from db.engine import Database
 from db.keyset import KeysetOrder
 from db.records import LOCALITY_COLUMNS, LocalityRecord
-from db.repositories.batching import key_in
+from db.repositories.batching import rows_by_id
 
 l = tables.localities  # noqa: E741
 
@@ -21,8 +21,10 @@ LOCALITIES_BY_NAME: KeysetOrder[LocalityRecord] = KeysetOrder(
 
 
 async def localities_by_id(db: Database, ids: Sequence[int]) -> dict[int, LocalityRecord]:
-    statement = sa.select(*LOCALITY_COLUMNS).where(key_in(db, l.c.id, ids))
-    return {row[0]: LocalityRecord(*row) for row in await db.fetch_all(statement)}
+    rows = await rows_by_id(
+        db, name="localities_by_id", columns=LOCALITY_COLUMNS, key=l.c.id, keys=ids
+    )
+    return {row[0]: LocalityRecord(*row) for row in rows}
 
 
 async def localities_by_name(

@@ -6,13 +6,11 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-import sqlalchemy as sa
-
 from db import tables
 from db.engine import Database
 from db.keyset import KeysetOrder
 from db.records import SALE_COLUMNS, SaleRecord
-from db.repositories.batching import first_n_per_key, key_in
+from db.repositories.batching import first_n_per_key, rows_by_id
 
 s = tables.sales
 
@@ -23,21 +21,22 @@ SALES_NEWEST_FIRST: KeysetOrder[SaleRecord] = KeysetOrder(
 
 
 async def sales_by_id(db: Database, ids: Sequence[int]) -> dict[int, SaleRecord]:
-    statement = sa.select(*SALE_COLUMNS).where(key_in(db, s.c.id, ids))
-    return {row[0]: SaleRecord(*row) for row in await db.fetch_all(statement)}
+    rows = await rows_by_id(db, name="sales_by_id", columns=SALE_COLUMNS, key=s.c.id, keys=ids)
+    return {row[0]: SaleRecord(*row) for row in rows}
 
 
 async def sales_by_property(
     db: Database, property_ids: Sequence[int], *, after: Sequence[Any] | None, limit: int
 ) -> dict[int, list[SaleRecord]]:
-    where = [SALES_NEWEST_FIRST.after(after)] if after is not None else []
     return await first_n_per_key(
         db,
+        name="sales_by_property",
         columns=SALE_COLUMNS,
         key=s.c.property_id,
         keys=property_ids,
-        where=where,
+        where=(),
         order=SALES_NEWEST_FIRST,
+        after=after,
         limit=limit,
         make=SaleRecord,
     )

@@ -1,0 +1,514 @@
+"""Side-by-side benchmark: propintel vs PostGraphile 4 on the same PostgreSQL database.
+
+    bench/run                      # everything: data, installs, checks, timings, results JSON
+    bench/run --duration 10        # seconds per timed round (default 6)
+
+Steps: make sure the database `propintel_full` holds all of ../shared/data (reused when
+present); install PostGraphile 4 from npm into bench/.node and wrk from Debian when missing;
+start both servers (one process each, then two workers each); check that both answer every
+benchmark query with the same data; then drive each with wrk (warm-up first, A/B alternated)
+and print req/s, p50/p95/p99 latency, errors and the ratio ours/PostGraphile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+NODE_DIR = BENCH / ".node"
+POSTGRAPHILE = NODE_DIR / "node_modules" / ".bin" / "postgraphile"
+PG_BASE = os.environ.get("PROPINTEL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+DATABASE = "propintel_full"  # shared with `scripts/test --full`
+DATABASE_URL = f"{PG_BASE}/{DATABASE}"
+OURS_PORT, PEER_PORT = 8101, 8102
+CONNECTIONS = 16
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, check=True, text=True, **kwargs)
+
+
+def psql(sql: str, database: str = DATABASE) -> str:
+    return run(
+        ["psql", f"{PG_BASE}/{database}", "-v", "ON_ERROR_STOP=1", "-qtAc", sql],
+        capture_output=True,
+    ).stdout.strip()
+
+
+# --- setup -----------------------------------------------------------------------------------
+
+
+def ensure_database() -> None:
+    if psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'", "postgres") != "1":
+        psql(f'CREATE DATABASE "{DATABASE}"', "postgres")
+    log("loading ../shared/data (files already loaded are skipped)")
+    env = {**os.environ, "DATABASE_URL": DATABASE_URL}
+    run(
+        [str(ROOT / ".venv/bin/propintel"), "load-data", "--quiet"],
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    run(["psql", DATABASE_URL, "-v", "ON_ERROR_STOP=1", "-qf", str(BENCH / "postgraphile.sql")])
+
+
+def ensure_tools() -> None:
+    if not POSTGRAPHILE.exists():
+        log("installing postgraphile@4 from npm into bench/.node")
+        NODE_DIR.mkdir(exist_ok=True)
+        run(
+            [
+                "npm",
+                "install",
+                "--prefix",
+                str(NODE_DIR),
+                "--no-audit",
+                "--no-fund",
+                "--silent",
+                "postgraphile@4",
+            ]
+        )
+    if shutil.which("wrk") is None:
+        log("installing wrk from Debian")
+        subprocess.run(["apt-get", "update", "-qq"], check=False)
+        run(["apt-get", "install", "-y", "-qq", "wrk"])
+
+
+@contextmanager
+def server(command: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[str]:
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}/graphql"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"{command[0]} exited: {process.stderr.read() if process.stderr else ''}"
+                )
+            try:
+                if httpx.post(url, json={"query": "{ __typename }"}, timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{command[0]} did not answer on {url}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def ours(workers: int) -> Any:
+    env = {
+        "DATABASE_URL": DATABASE_URL,
+        "PROPINTEL_PROFILE": "prod",
+        "PROPINTEL_CACHE_ENABLED": "false",
+        "PROPINTEL_INITIAL_LOAD": "none",
+        "PROPINTEL_DB_POOL_SIZE": "16",
+    }
+    command = [
+        str(ROOT / ".venv/bin/propintel"),
+        "serve",
+        "--port",
+        str(OURS_PORT),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+    ]
+    return server(command, OURS_PORT, env)
+
+
+def peer(workers: int) -> Any:
+    command = [
+        str(POSTGRAPHILE),
+        "-c",
+        DATABASE_URL,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(PEER_PORT),
+        "--disable-query-log",
+        "--dynamic-json",
+        "--no-setof-functions-contain-nulls",
+    ]
+    if workers > 1:
+        command += ["--cluster-workers", str(workers)]
+    return server(command, PEER_PORT)
+
+
+# --- the queries -----------------------------------------------------------------------------
+
+
+@dataclass
+class Query:
+    name: str
+    description: str
+    ours: list[dict[str, Any]]  # request bodies; one is picked at random per request
+    peer: list[dict[str, Any]]
+    normalise_ours: Callable[[dict[str, Any]], Any]
+    normalise_peer: Callable[[dict[str, Any]], Any]
+
+
+SALE_FIELDS = "contractDate price dealingNumber"
+PROPERTY_FIELDS = "vgPropertyId strataLot streetName houseNumber lastSalePrice"
+
+
+def _sales(nodes: list[dict[str, Any]]) -> list[tuple[str, int, str]]:
+    return [(s["contractDate"], int(s["price"]), s["dealingNumber"]) for s in nodes]
+
+
+def _property(node: dict[str, Any], sales: list[dict[str, Any]]) -> tuple[Any, ...]:
+    return (
+        node["vgPropertyId"],
+        node["strataLot"] or None,
+        node["streetName"],
+        node["houseNumber"],
+        int(node["lastSalePrice"]),
+        _sales(sales),
+    )
+
+
+def ours_property(node: dict[str, Any]) -> tuple[Any, ...]:
+    return _property(node, [e["node"] for e in node["sales"]["edges"]])
+
+
+def peer_property(node: dict[str, Any]) -> tuple[Any, ...]:
+    return _property(node, node["salesByPropertyId"]["nodes"])
+
+
+def ours_page(first: int, sales: int) -> str:
+    return f"""query($name: String!, $postcode: String!, $after: String) {{
+      properties(first: {first}, after: $after, filter: {{localityName: $name, postcode: $postcode}}) {{
+        pageInfo {{ endCursor }}
+        edges {{ node {{ {PROPERTY_FIELDS} sales(first: {sales}) {{ edges {{ node {{ {SALE_FIELDS} }} }} }} }} }} }} }}"""
+
+
+def peer_page(first: int, sales: int) -> str:
+    return f"""query($locality: BigInt!, $after: Cursor) {{
+      allProperties(first: {first}, after: $after, orderBy: ID_ASC, condition: {{localityId: $locality}}) {{
+        pageInfo {{ endCursor }}
+        nodes {{ {PROPERTY_FIELDS}
+          salesByPropertyId(first: {sales}, orderBy: [CONTRACT_DATE_DESC, ID_DESC]) {{ nodes {{ {SALE_FIELDS} }} }} }} }} }}"""
+
+
+def body(query: str, **variables: Any) -> dict[str, Any]:
+    return {"query": query, "variables": variables}
+
+
+def walk_cursor(
+    url: str, request: dict[str, Any], pages: int, cursor_of: Callable[[dict[str, Any]], str]
+) -> str:
+    after = None
+    for _ in range(pages):
+        payload = {**request, "variables": {**request["variables"], "after": after}}
+        after = cursor_of(httpx.post(url, json=payload, timeout=30).json()["data"])
+    assert after is not None
+    return after
+
+
+def build_queries(ours_url: str, peer_url: str) -> list[Query]:
+    property_id = int(
+        psql(
+            "SELECT property_id FROM sales GROUP BY property_id HAVING count(*) >= 10 ORDER BY property_id LIMIT 1"
+        )
+    )
+    locality_id = int(
+        psql("SELECT id FROM localities WHERE name = 'NEWTOWN' AND postcode = '2042'")
+    )
+    random_localities = [
+        line.split("|")
+        for line in psql(
+            "SELECT l.id, l.name, l.postcode FROM localities l JOIN ("
+            "SELECT locality_id FROM properties WHERE deleted_at IS NULL GROUP BY locality_id "
+            "HAVING count(*) >= 20) big ON big.locality_id = l.id ORDER BY md5(l.id::text) LIMIT 200"
+        ).splitlines()
+        if "|" in line
+    ]
+    import base64
+
+    global_id = base64.urlsafe_b64encode(f"Property:{property_id}".encode()).decode()
+    q1_ours = f"""query($id: ID!) {{ property(id: $id) {{ {PROPERTY_FIELDS}
+        sales(first: 10) {{ edges {{ node {{ {SALE_FIELDS} }} }} }} }} }}"""
+    q1_peer = f"""query($id: BigInt!) {{ propertyById(id: $id) {{ {PROPERTY_FIELDS}
+        salesByPropertyId(first: 10, orderBy: [CONTRACT_DATE_DESC, ID_DESC]) {{ nodes {{ {SALE_FIELDS} }} }} }} }}"""
+    stats = "salesCount medianPrice p25Price p75Price medianPricePerM2"
+    q3_ours = f"{{ localities(first: 20) {{ edges {{ node {{ name postcode stats {{ {stats} }} }} }} }} }}"
+    q3_peer = (
+        f"{{ allLocalities(first: 20, orderBy: [NAME_ASC, POSTCODE_ASC, ID_ASC]) "
+        f"{{ nodes {{ name postcode stats {{ {stats} }} }} }} }}"
+    )
+
+    def stats_rows(nodes: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        def rounded(value: Any) -> Any:
+            return None if value is None else round(float(value), 2)
+
+        return [
+            (
+                n["name"],
+                n["postcode"],
+                int(n["stats"]["salesCount"]),
+                *(rounded(n["stats"][k]) for k in stats.split()[1:]),
+            )
+            for n in nodes
+        ]
+
+    ours_q2 = body(ours_page(20, 5), name="NEWTOWN", postcode="2042")
+    peer_q2 = body(peer_page(20, 5), locality=locality_id)
+    ours_after = walk_cursor(
+        ours_url, ours_q2, 49, lambda d: d["properties"]["pageInfo"]["endCursor"]
+    )
+    peer_after = walk_cursor(
+        peer_url, peer_q2, 49, lambda d: d["allProperties"]["pageInfo"]["endCursor"]
+    )
+    return [
+        Query(
+            "Q1",
+            "one property by id with its last 10 sales",
+            [body(q1_ours, id=global_id)],
+            [body(q1_peer, id=str(property_id))],
+            lambda d: ours_property(d["property"]),
+            lambda d: peer_property(d["propertyById"]),
+        ),
+        Query(
+            "Q2",
+            "20 properties of one locality, each with its last 5 sales",
+            [ours_q2],
+            [peer_q2],
+            lambda d: [ours_property(e["node"]) for e in d["properties"]["edges"]],
+            lambda d: [peer_property(n) for n in d["allProperties"]["nodes"]],
+        ),
+        Query(
+            "Q3",
+            "20 localities with their statistics",
+            [body(q3_ours)],
+            [body(q3_peer)],
+            lambda d: stats_rows([e["node"] for e in d["localities"]["edges"]]),
+            lambda d: stats_rows(d["allLocalities"]["nodes"]),
+        ),
+        Query(
+            "Q4",
+            "page 50 of a locality walk (keyset cursor)",
+            [{**ours_q2, "variables": {**ours_q2["variables"], "after": ours_after}}],
+            [{**peer_q2, "variables": {**peer_q2["variables"], "after": peer_after}}],
+            lambda d: [ours_property(e["node"]) for e in d["properties"]["edges"]],
+            lambda d: [peer_property(n) for n in d["allProperties"]["nodes"]],
+        ),
+        Query(
+            "Q2R",
+            "Q2 over 200 random localities (cache-unfriendly)",
+            [
+                body(ours_page(20, 5), name=name, postcode=code)
+                for _, name, code in random_localities
+            ],
+            [body(peer_page(20, 5), locality=int(i)) for i, _, _ in random_localities],
+            lambda d: [ours_property(e["node"]) for e in d["properties"]["edges"]],
+            lambda d: [peer_property(n) for n in d["allProperties"]["nodes"]],
+        ),
+    ]
+
+
+def check_same_answers(queries: list[Query], ours_url: str, peer_url: str) -> None:
+    for query in queries:
+        for ours_body, peer_body in list(zip(query.ours, query.peer, strict=True))[:20]:
+            mine = httpx.post(ours_url, json=ours_body, timeout=60).json()
+            theirs = httpx.post(peer_url, json=peer_body, timeout=60).json()
+            for name, answer in (("propintel", mine), ("postgraphile", theirs)):
+                if answer.get("errors") or not answer.get("data"):
+                    raise SystemExit(f"{query.name}: {name} answered with errors: {answer}")
+            if query.normalise_ours(mine["data"]) != query.normalise_peer(theirs["data"]):
+                raise SystemExit(
+                    f"{query.name}: the two servers disagree for {ours_body['variables']}"
+                )
+        log(f"{query.name}: same data from both servers")
+
+
+# --- load ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Measurement:
+    requests: int = 0
+    seconds: float = 0.0
+    errors: int = 0
+    p50_ms: float = 0.0
+    p95_ms: float = 0.0
+    p99_ms: float = 0.0
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def wrk(url: str, bodies: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as handle:
+        handle.write("\n".join(json.dumps(b, separators=(",", ":")) for b in bodies) + "\n")
+    try:
+        result = run(
+            [
+                "wrk",
+                "-t1",
+                f"-c{CONNECTIONS}",
+                f"-d{round(seconds)}s",
+                "-s",
+                str(BENCH / "graphql.lua"),
+                url,
+                "--",
+                handle.name,
+            ],
+            capture_output=True,
+        )
+    finally:
+        os.unlink(handle.name)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def measure(
+    queries: list[Query], ours_url: str, peer_url: str, *, seconds: float, rounds: int
+) -> dict[str, dict[str, Measurement]]:
+    results: dict[str, dict[str, Measurement]] = {}
+    for index, query in enumerate(queries):
+        sides = {"propintel": (ours_url, query.ours), "postgraphile": (peer_url, query.peer)}
+        for url, bodies in sides.values():
+            wrk(url, bodies, 2)  # warm-up: connections, caches, JIT
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
+        order = list(sides)
+        for round_number in range(rounds):
+            # A/B alternated, and which goes first alternates too (ABBA...).
+            for name in order if (round_number + index) % 2 == 0 else reversed(order):
+                url, bodies = sides[name]
+                runs[name].append(wrk(url, bodies, seconds))
+        results[query.name] = {}
+        for name, samples in runs.items():
+            results[query.name][name] = Measurement(
+                requests=sum(s["requests"] for s in samples),
+                seconds=sum(s["duration_us"] for s in samples) / 1e6,
+                errors=sum(
+                    s["socket_errors"] + s["non_2xx"] + s["graphql_errors"] for s in samples
+                ),
+                # Percentiles of separate rounds cannot be merged exactly: report the worst round.
+                p50_ms=max(s["p50_us"] for s in samples) / 1000,
+                p95_ms=max(s["p95_us"] for s in samples) / 1000,
+                p99_ms=max(s["p99_us"] for s in samples) / 1000,
+            )
+        ours_m, peer_m = results[query.name]["propintel"], results[query.name]["postgraphile"]
+        log(
+            f"{query.name}: propintel {ours_m.rps:,.0f} req/s, postgraphile {peer_m.rps:,.0f} req/s, "
+            f"ratio {ours_m.rps / peer_m.rps if peer_m.rps else float('nan'):.2f}"
+        )
+    return results
+
+
+def table(title: str, queries: list[Query], results: dict[str, dict[str, Measurement]]) -> str:
+    lines = [
+        title,
+        f"{'query':5} {'server':13} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}  ratio ours/peer",
+    ]
+    for query in queries:
+        row = results[query.name]
+        for name in ("propintel", "postgraphile"):
+            m = row[name]
+            ratio = ""
+            if name == "propintel" and row["postgraphile"].rps:
+                ratio = f"  {m.rps / row['postgraphile'].rps:.2f}"
+            lines.append(
+                f"{query.name:5} {name:13} {m.rps:8,.0f} {m.p50_ms:8.1f} {m.p95_ms:8.1f} {m.p99_ms:8.1f} {m.errors:7d}{ratio}"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=6, help="seconds per timed round")
+    parser.add_argument("--rounds", type=int, default=2, help="timed rounds per server and query")
+    parser.add_argument("--single-only", action="store_true", help="skip the two-worker runs")
+    args = parser.parse_args()
+
+    started = time.monotonic()
+    ensure_tools()
+    ensure_database()
+    report: dict[str, Any] = {
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True
+        ).stdout.strip(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "load": {
+            "tool": "wrk",
+            "threads": 1,
+            "connections": CONNECTIONS,
+            "seconds_per_round": args.duration,
+            "rounds": args.rounds,
+        },
+        "cases": {},
+    }
+    tables = []
+    for workers in (1,) if args.single_only else (1, 2):
+        with ours(workers) as ours_url, peer(workers) as peer_url:
+            log(f"servers up ({workers} worker(s) each)")
+            queries = build_queries(ours_url, peer_url)
+            check_same_answers(queries, ours_url, peer_url)
+            results = measure(
+                queries, ours_url, peer_url, seconds=args.duration, rounds=args.rounds
+            )
+        case = f"{workers}_process" if workers == 1 else f"{workers}_workers"
+        report["cases"][case] = {
+            query.name: {
+                "description": query.description,
+                **{
+                    name: {**asdict(m), "rps": round(m.rps, 1)}
+                    for name, m in results[query.name].items()
+                },
+                "ratio": round(
+                    results[query.name]["propintel"].rps / results[query.name]["postgraphile"].rps,
+                    3,
+                ),
+            }
+            for query in queries
+        }
+        tables.append(table(f"\n{workers} process(es) each, uncached:", queries, results))
+    report["seconds"] = round(time.monotonic() - started, 1)
+    out = BENCH / "results" / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print("\n".join(tables))
+    print(f"\nresults: {out.relative_to(ROOT)} ({report['seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Guard for bench/: the statement count of each benchmark query stays fixed.
+
+The same documents the benchmark sends (bench/run.py), on the test slice; a change that adds
+a statement to one of them fails here before it shows up as a slower benchmark.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from schema.ids import to_global_id
+from tests.conftest import gql
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import run as bench
+
+
+async def first_property_id(client: httpx.AsyncClient) -> str:
+    data = (
+        await gql(
+            client,
+            '{ properties(first: 1, filter: {localityName: "TEMPE"}) { edges { node { id } } } }',
+        )
+    ).ok()
+    return str(data["properties"]["edges"][0]["node"]["id"])
+
+
+async def test_q1_property_with_sales_costs_two_statements(client: httpx.AsyncClient) -> None:
+    query = f"""query($id: ID!) {{ property(id: $id) {{ {bench.PROPERTY_FIELDS}
+        sales(first: 10) {{ edges {{ node {{ {bench.SALE_FIELDS} }} }} }} }} }}"""
+    response = await gql(client, query, id=await first_property_id(client))
+    assert response.ok()["property"]["sales"]["edges"]
+    assert response.statements == 2
+
+
+@pytest.mark.parametrize("pages", [1, 3])
+async def test_q2_and_q4_locality_pages_cost_two_statements(
+    client: httpx.AsyncClient, pages: int
+) -> None:
+    request = bench.body(bench.ours_page(20, 5), name="ERSKINEVILLE", postcode="2043")
+    after = None
+    for _ in range(pages):
+        response = await gql(client, request["query"], **request["variables"], after=after)
+        page = response.ok()["properties"]
+        assert len(page["edges"]) == 20
+        assert response.statements == 2
+        after = page["pageInfo"]["endCursor"]
+
+
+async def test_q3_localities_with_stats_cost_two_statements(client: httpx.AsyncClient) -> None:
+    stats = "salesCount medianPrice p25Price p75Price medianPricePerM2"
+    response = await gql(
+        client, f"{{ localities(first: 20) {{ edges {{ node {{ name stats {{ {stats} }} }} }} }} }}"
+    )
+    assert response.ok()["localities"]["edges"]
+    assert response.statements == 2
+
+
+def test_global_ids_used_by_the_bench_match_the_schema() -> None:
+    assert to_global_id("Property", 5) == "UHJvcGVydHk6NQ=="
