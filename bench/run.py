@@ -18,7 +18,6 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -390,7 +389,8 @@ def wrk(url: str, bodies: list[dict[str, Any]], seconds: float) -> dict[str, Any
         )
     finally:
         os.unlink(handle.name)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    summary: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return summary
 
 
 def measure(
@@ -511,4 +511,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -6,17 +6,12 @@ a statement to one of them fails here before it shows up as a slower benchmark.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import httpx
 import pytest
 
+from bench import run as bench
 from schema.ids import to_global_id
 from tests.conftest import gql
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import run as bench
 
 
 async def first_property_id(client: httpx.AsyncClient) -> str:
