@@ -154,15 +154,15 @@ def cmd_load_data(args: argparse.Namespace) -> None:
     _print_summary(summary)
 
 
-async def _count_sales(settings: Settings) -> int:
+async def _has_sales(settings: Settings) -> bool:
     import sqlalchemy as sa
 
     from db.tables import sales
 
-    db = Database(create_engine(settings.database_url, pool_size=1))
+    db = Database(create_engine(settings.database_url, pool_size=1), pool_size=1)
     try:
-        row = await db.fetch_one(sa.select(sa.func.count()).select_from(sales))
-        return int(row[0]) if row else 0
+        row = await db.fetch_one(sa.select(sa.exists().where(sales.c.id.is_not(None))))
+        return bool(row[0])
     finally:
         await db.dispose()
 
@@ -188,7 +188,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     if args.full_history:
         settings = settings.model_copy(update={"initial_load": InitialLoad.FULL})
     upgrade(settings.database_url)
-    if asyncio.run(_count_sales(settings)) == 0:
+    if not asyncio.run(_has_sales(settings)):
         files = initial_load_files(settings)
         if files:
             print(

@@ -39,7 +39,7 @@ async def localities(
     first: int = 20,
     after: str | None = None,
 ) -> Page[LocalityRecord]:
-    if search is not None and len(search) > 64:
+    if search:  # an empty search means no filter
         check_name(search, "search")
     size = page_size(info, first)
     records = await repository.localities_page(

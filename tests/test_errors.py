@@ -88,6 +88,7 @@ async def test_a_cursor_from_another_order_is_refused(client: httpx.AsyncClient)
             "`from` (2020-01-01) is greater than `to` (2019-01-01)",
         ),
         ("{ localities(first: 1000) { edges { cursor } } }", "`first` must be between 0 and 100"),
+        ('{ localities(search: "' + "x" * 65 + '") { edges { cursor } } }', "1 to 64 characters"),
         (
             "{ properties(first: 1) { edges { node { sales(first: 500) { edges { cursor } } } } } }",
             "`first` must be between 0 and 100",

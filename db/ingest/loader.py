@@ -359,6 +359,11 @@ class _StagingBatch:
         return self.loader.db.is_postgresql
 
     async def open(self) -> None:
+        if self.is_postgresql:
+            # Staging tables are session-local: they live in temp_buffers (8 MB by default,
+            # settable only before the session's first temporary table). A batch of millions
+            # of rows would otherwise round-trip through the OS on every step of the merge.
+            await self.conn.execute(sa.text("SET temp_buffers = '2GB'"))
         for statement in merge_sql.CREATE_TEMPORARY_TABLES:
             await self.conn.execute(sa.text(statement))
         await self.conn.commit()
@@ -405,7 +410,8 @@ class _StagingBatch:
         if not self.conn.in_transaction():
             await self.conn.begin()
         if self.is_postgresql:
-            await self._execute("SET LOCAL work_mem = '256MB'")
+            # Sorts and hash joins over a whole batch stay in memory instead of spilling.
+            await self._execute("SET LOCAL work_mem = '1GB'")
             await self._execute("ANALYZE stage_sales")
         for statement in merge_sql.MERGE_STEPS:
             await self._execute(statement)

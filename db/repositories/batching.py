@@ -42,16 +42,6 @@ def keys_param(
     return column.in_(sa.bindparam(name, expanding=True))
 
 
-def key_in(
-    db: Database, column: sa.ColumnElement[Any], keys: Sequence[Any]
-) -> sa.ColumnElement[bool]:
-    """`column IN keys` with the values inline (for statements built per request)."""
-    if db.is_postgresql:
-        element = sa.Text() if keys and isinstance(keys[0], str) else sa.BigInteger()
-        return column == sa.any_(sa.literal(list(keys), ARRAY(element)))
-    return column.in_(list(keys))
-
-
 async def rows_by_id(
     db: Database,
     *,
