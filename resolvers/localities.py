@@ -1,4 +1,8 @@
-"""Resolvers of Query.locality/localities and of Locality's fields that need a loader."""
+"""Resolvers of Query.locality/localities and of Locality's fields that need a loader.
+
+Each loader-backed field is a batch function over its parents (see resolvers/batching.py);
+the Strawberry resolver below it is its one-parent case.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Annotated
 
 import strawberry
 
-from app.context import Info
+from app.context import Context, Info
 from db.keyset import build_page
 from db.records import LocalityRecord, LocalityStatsRecord, Page, PropertyRecord
 from db.repositories import localities as repository
@@ -15,6 +19,7 @@ from db.repositories.localities import LOCALITIES_BY_NAME
 from db.repositories.properties import PROPERTY_ORDERS
 from loaders.localities import LocalityPropertiesKey
 from loaders.stats import LocalityStatsKey
+from resolvers.batching import one_parent_of
 from resolvers.filters import check_name, check_postcode, stats_window
 from resolvers.pagination import cursor_values, page_size
 from schema.enums import PropertyOrder
@@ -25,12 +30,40 @@ def global_id(root: LocalityRecord) -> strawberry.ID:
     return to_global_id("Locality", root.id)
 
 
-async def locality_by_name(info: Info, name: str, postcode: str) -> LocalityRecord | None:
+async def localities_by_name(
+    parents: list[None], context: Context, name: str, postcode: str
+) -> list[LocalityRecord | None]:
     check_name(name, "name")
     check_postcode(postcode)
-    return await info.context.loaders.locality_by_name.load((name.strip().upper(), postcode))
+    found = await context.loaders.locality_by_name.load((name.strip().upper(), postcode))
+    return [found] * len(parents)
 
 
+@one_parent_of(localities_by_name)
+async def locality_by_name(info: Info, name: str, postcode: str) -> LocalityRecord | None:
+    return (await localities_by_name([None], info.context, name, postcode))[0]
+
+
+async def locality_pages(
+    parents: list[None],
+    context: Context,
+    search: str | None = None,
+    first: int = 20,
+    after: str | None = None,
+) -> list[Page[LocalityRecord]]:
+    if search:  # an empty search means no filter
+        check_name(search, "search")
+    size = page_size(context, first)
+    records = await repository.localities_page(
+        context.db,
+        search=search,
+        after=cursor_values(LOCALITIES_BY_NAME, after),
+        limit=size + 1,
+    )
+    return [build_page(records, first=size, order=LOCALITIES_BY_NAME, after=after)] * len(parents)
+
+
+@one_parent_of(locality_pages)
 async def localities(
     info: Info,
     search: Annotated[
@@ -39,18 +72,23 @@ async def localities(
     first: int = 20,
     after: str | None = None,
 ) -> Page[LocalityRecord]:
-    if search:  # an empty search means no filter
-        check_name(search, "search")
-    size = page_size(info, first)
-    records = await repository.localities_page(
-        info.context.db,
-        search=search,
-        after=cursor_values(LOCALITIES_BY_NAME, after),
-        limit=size + 1,
+    return (await locality_pages([None], info.context, search, first, after))[0]
+
+
+async def locality_stats(
+    parents: list[LocalityRecord],
+    context: Context,
+    from_: date | None = None,
+    to: date | None = None,
+    is_strata: bool | None = None,
+) -> list[LocalityStatsRecord]:
+    window = stats_window(from_, to, is_strata)
+    return await context.loaders.locality_stats.load_many(
+        [LocalityStatsKey(p.id, window) for p in parents]
     )
-    return build_page(records, first=size, order=LOCALITIES_BY_NAME, after=after)
 
 
+@one_parent_of(locality_stats)
 async def stats(
     root: LocalityRecord,
     info: Info,
@@ -60,10 +98,25 @@ async def stats(
     to: Annotated[date | None, strawberry.argument(description="Contracts on or before.")] = None,
     is_strata: bool | None = None,
 ) -> LocalityStatsRecord:
-    key = LocalityStatsKey(root.id, stats_window(from_, to, is_strata))
-    return await info.context.loaders.locality_stats.load(key)
+    return (await locality_stats([root], info.context, from_, to, is_strata))[0]
 
 
+async def property_pages_of(
+    parents: list[LocalityRecord],
+    context: Context,
+    first: int = 20,
+    after: str | None = None,
+    order_by: PropertyOrder = PropertyOrder.ID_ASC,
+) -> list[Page[PropertyRecord]]:
+    order = PROPERTY_ORDERS[order_by.value]
+    size = page_size(context, first)
+    after_values = cursor_values(order, after)
+    return await context.loaders.properties_by_locality.load_many(
+        [LocalityPropertiesKey(p.id, order.name, size, after, after_values) for p in parents]
+    )
+
+
+@one_parent_of(property_pages_of)
 async def properties(
     root: LocalityRecord,
     info: Info,
@@ -71,8 +124,4 @@ async def properties(
     after: str | None = None,
     order_by: PropertyOrder = PropertyOrder.ID_ASC,
 ) -> Page[PropertyRecord]:
-    order = PROPERTY_ORDERS[order_by.value]
-    key = LocalityPropertiesKey(
-        root.id, order.name, page_size(info, first), after, cursor_values(order, after)
-    )
-    return await info.context.loaders.properties_by_locality.load(key)
+    return (await property_pages_of([root], info.context, first, after, order_by))[0]

@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import strawberry
 
-from app.context import Info
+from app.context import Context, Info
 from db.records import LocalityRecord, PropertyRecord, SaleRecord
+from resolvers.batching import one_parent_of
 from schema.ids import from_global_id
 
+NodeRecord = PropertyRecord | SaleRecord | LocalityRecord
 
-async def node(
-    info: Info, id: strawberry.ID
-) -> PropertyRecord | SaleRecord | LocalityRecord | None:
+
+async def nodes_by_global_id(
+    parents: list[None], context: Context, id: strawberry.ID
+) -> list[NodeRecord | None]:
     type_name, pk = from_global_id(id)
-    loaders = info.context.loaders
+    loaders = context.loaders
+    found: NodeRecord | None
     if type_name == "Property":
-        return await loaders.property_by_id.load(pk)
-    if type_name == "Sale":
-        return await loaders.sale_by_id.load(pk)
-    return await loaders.locality_by_id.load(pk)
+        found = await loaders.property_by_id.load(pk)
+    elif type_name == "Sale":
+        found = await loaders.sale_by_id.load(pk)
+    else:
+        found = await loaders.locality_by_id.load(pk)
+    return [found] * len(parents)
+
+
+@one_parent_of(nodes_by_global_id)
+async def node(info: Info, id: strawberry.ID) -> NodeRecord | None:
+    return (await nodes_by_global_id([None], info.context, id))[0]

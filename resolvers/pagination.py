@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.context import Info
+from app.context import Context
 from app.errors import UserInputError
 from db.keyset import InvalidCursor, KeysetOrder
 
 
-def page_size(info: Info, first: int, *, argument: str = "first") -> int:
-    cap = info.context.settings.max_page_size
+def page_size(context: Context, first: int, *, argument: str = "first") -> int:
+    cap = context.settings.max_page_size
     if not 0 <= first <= cap:
         raise UserInputError(
             f"`{argument}` must be between 0 and {cap}, got {first}", argument=argument

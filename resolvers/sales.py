@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import strawberry
 
-from app.context import Info
+from app.context import Context, Info
 from db.ingest.records import NonMarketReason
 from db.records import PropertyRecord, SaleRecord
+from resolvers.batching import one_parent_of
 from schema.ids import to_global_id
 
 
@@ -18,6 +19,13 @@ def non_market_reasons(root: SaleRecord) -> list[NonMarketReason]:
     return [NonMarketReason(r) for r in root.non_market_reasons.split(",") if r]
 
 
-async def property_of_sale(root: SaleRecord, info: Info) -> PropertyRecord | None:
+async def properties_of_sales(
+    parents: list[SaleRecord], context: Context
+) -> list[PropertyRecord | None]:
     """None once the property has been soft-deleted."""
-    return await info.context.loaders.property_by_id.load(root.property_id)
+    return await context.loaders.property_by_id.load_many([p.property_id for p in parents])
+
+
+@one_parent_of(properties_of_sales)
+async def property_of_sale(root: SaleRecord, info: Info) -> PropertyRecord | None:
+    return (await properties_of_sales([root], info.context))[0]
