@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.db = db
     app.state.settings = settings
+    app.state.graphql = graphql
     return app
 
 

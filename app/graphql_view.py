@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import orjson
+import strawberry
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.types import HTTPMethod
 from strawberry.types import ExecutionResult
 
 from app.context import Context
 from app.errors import ErrorCode
+from app.execution import CompiledExecutor
 from app.settings import Profile, Settings
 from db.engine import Database
 from loaders import create_loaders
@@ -25,13 +29,18 @@ logger = logging.getLogger("propintel.graphql")
 
 def error_code(error: GraphQLError) -> ErrorCode:
     """The code of an error that did not bring one: where in the pipeline it arose."""
-    if error.original_error is not None:
-        return ErrorCode.INTERNAL_SERVER_ERROR
-    if error.path is not None:
+    if error.path is not None:  # raised while resolving, and not by our code
         return ErrorCode.INTERNAL_SERVER_ERROR
     if error.message.startswith("Syntax Error"):
         return ErrorCode.GRAPHQL_PARSE_FAILED
+    if _VARIABLE_COERCION.match(error.message):  # graphql-core's wording for bad variables
+        return ErrorCode.BAD_USER_INPUT
+    if error.original_error is not None:
+        return ErrorCode.INTERNAL_SERVER_ERROR
     return ErrorCode.GRAPHQL_VALIDATION_FAILED
+
+
+_VARIABLE_COERCION = re.compile(r"Variable '\$\w+' has invalid (default )?value")
 
 
 class PropintelGraphQL(GraphQL[Context, None]):
@@ -39,6 +48,12 @@ class PropintelGraphQL(GraphQL[Context, None]):
         super().__init__(**kwargs)
         self.db = db
         self.settings = settings
+        self.compiled: CompiledExecutor | None = None
+        if settings.compiled_execution:
+            assert isinstance(self.schema, strawberry.Schema)
+            self.compiled = CompiledExecutor(
+                self.schema, report_statements=settings.exposes_debug_info
+            )
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -50,6 +65,39 @@ class PropintelGraphQL(GraphQL[Context, None]):
             settings=self.settings,
             loaders=create_loaders(self.db),
         )
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: Any,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        result = await self._execute_compiled(request_adapter.method, context, request_data)
+        if result is not None:
+            return result
+        return await super().execute_single(
+            request=request,
+            request_adapter=request_adapter,
+            sub_response=sub_response,
+            context=context,
+            root_value=root_value,
+            request_data=request_data,
+        )
+
+    async def _execute_compiled(
+        self, method: HTTPMethod, context: Context, request_data: GraphQLRequestData
+    ) -> ExecutionResult | None:
+        if self.compiled is None or request_data.query is None:
+            return None
+        if method == "GET" and not self.allow_queries_via_get:
+            return None
+        plan = self.compiled.plan(request_data.query, request_data.operation_name)
+        if plan is None:
+            return None
+        return await self.compiled.execute(plan, context, request_data.variables)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)

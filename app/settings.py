@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     recent_years: int = Field(default=2, ge=1, le=24, alias="PROPINTEL_RECENT_YEARS")
     max_page_size: int = Field(default=100, ge=1, le=1000, alias="PROPINTEL_MAX_PAGE_SIZE")
     db_pool_size: int = Field(default=10, ge=1, le=200, alias="PROPINTEL_DB_POOL_SIZE")
+    compiled_execution: bool = Field(default=True, alias="PROPINTEL_COMPILED_EXECUTION")
+    """Run query documents through compiled plans (app/execution); off = the standard executor
+    only (tests compare the two)."""
     db_statement_timeout_ms: int = Field(
         default=5000, ge=100, le=600_000, alias="PROPINTEL_DB_STATEMENT_TIMEOUT_MS"
     )

@@ -121,6 +121,18 @@ async def test_invalid_documents_have_codes(client: httpx.AsyncClient) -> None:
     assert wrong_type.error_codes() == ["GRAPHQL_VALIDATION_FAILED"]
 
 
+async def test_variables_that_do_not_coerce_are_bad_user_input(client: httpx.AsyncClient) -> None:
+    query = "query($id: ID!, $n: Int) { property(id: $id) { sales(first: $n) { nodes { id } } } }"
+    wrong = await gql(client, query, id={"not": "an id"}, n=1)
+    assert wrong.error_codes() == ["BAD_USER_INPUT"]
+    assert "$id" in wrong.errors[0]["message"]
+    missing = await gql(client, query, n=1)
+    assert missing.error_codes() == ["BAD_USER_INPUT"]
+    too_big = await gql(client, query, id="UHJvcGVydHk6MQ==", n=2**40)
+    assert too_big.error_codes() == ["BAD_USER_INPUT"]
+    assert "$n" in too_big.errors[0]["message"]
+
+
 async def test_non_json_body_is_a_clear_400_not_a_500(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/graphql", content=b"{not json", headers={"content-type": "application/json"}

@@ -1,0 +1,364 @@
+"""Compiling a query document into a plan: what to fetch and how to shape it, decided once.
+
+The generic executor (graphql-core, under Strawberry) re-derives for every object of every
+response which fields to resolve, which resolver, which serializer, and wraps each call in
+awaitables. A plan does that work once per document: for every selection it holds the response
+key, how to get the value (an attribute, a synchronous resolver of the parent, or a batch
+resolver for all parents at once) and how to complete it (serializer, list, object with its own
+selections). `app/execution/run.py` walks it level by level.
+
+`compile_operation` returns None for anything outside what a plan covers; the standard executor
+then runs the document, so unsupported means slower, never different:
+mutations and subscriptions, directives (@skip/@include depend on variables; custom ones on
+their implementation), introspection fields, and resolvers that have no batch form.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import strawberry
+from graphql import (
+    DirectiveNode,
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLBoolean,
+    GraphQLError,
+    GraphQLField,
+    GraphQLFloat,
+    GraphQLID,
+    GraphQLInt,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLSchema,
+    GraphQLString,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    VariableNode,
+    Visitor,
+    get_named_type,
+    is_abstract_type,
+    is_leaf_type,
+    is_list_type,
+    is_non_null_type,
+    is_object_type,
+    parse,
+    validate,
+    visit,
+)
+from graphql.execution.values import get_argument_values
+from graphql.language import BREAK
+from graphql.utilities import get_operation_ast
+from strawberry.types.arguments import StrawberryArgument, convert_arguments
+from strawberry.types.field import StrawberryField
+
+from resolvers.batching import BatchResolver, batch_of
+
+Serializer = Callable[[Any], Any]
+Getter = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    serialize: Serializer
+    nullable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ListOf:
+    item: Completion
+    nullable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectOf:
+    """An object value: `fields` per runtime type (one entry unless the type is abstract)."""
+
+    fields: Mapping[str, tuple[FieldPlan, ...]]
+    types: tuple[GraphQLObjectType, ...]
+    nullable: bool
+
+
+Completion = Leaf | ListOf | ObjectOf
+
+
+@dataclass(frozen=True, slots=True)
+class Arguments:
+    """A field's arguments: coerced per request when they use variables, once when not."""
+
+    definition: GraphQLField
+    node: FieldNode
+    strawberry_arguments: list[StrawberryArgument]
+    fixed: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class FieldPlan:
+    key: str
+    """The response key (the alias, or the field name)."""
+    get: Getter | None
+    """Value from one parent (attribute, synchronous resolver, constant); None for `batch`."""
+    batch: BatchResolver | None
+    arguments: Arguments | None
+    completion: Completion
+
+
+@dataclass(frozen=True, slots=True)
+class OperationPlan:
+    operation: OperationDefinitionNode
+    root: ObjectOf
+
+
+class Unsupported(Exception):
+    """The document needs something a plan does not cover: run it the standard way."""
+
+
+class _HasDirective(Visitor):
+    found = False
+
+    def enter_directive(self, _node: DirectiveNode, *_args: object) -> object:
+        self.found = True
+        return BREAK
+
+
+def compile_operation(
+    schema: strawberry.Schema, query: str, operation_name: str | None
+) -> OperationPlan | None:
+    """The plan of a valid query operation, or None when the standard executor must run it
+    (including every document with a syntax or validation error: it reports those)."""
+    graphql_schema = schema._schema
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return None
+    if validate(graphql_schema, document):
+        return None
+    operation = get_operation_ast(document, operation_name)
+    if operation is None or operation.operation is not OperationType.QUERY:
+        return None
+    if _uses_directives(document):
+        return None
+    fragments = {
+        definition.name.value: definition
+        for definition in document.definitions
+        if isinstance(definition, FragmentDefinitionNode)
+    }
+    query_type = graphql_schema.query_type
+    assert query_type is not None
+    try:
+        compiler = _Compiler(schema, graphql_schema, fragments)
+        fields = compiler.object_fields(query_type, [operation.selection_set])
+    except Unsupported:
+        return None
+    return OperationPlan(
+        operation=operation,
+        root=ObjectOf(fields={query_type.name: fields}, types=(query_type,), nullable=False),
+    )
+
+
+def _uses_directives(document: DocumentNode) -> bool:
+    visitor = _HasDirective()
+    visit(document, visitor)
+    return visitor.found
+
+
+class _Compiler:
+    def __init__(
+        self,
+        schema: strawberry.Schema,
+        graphql_schema: GraphQLSchema,
+        fragments: Mapping[str, FragmentDefinitionNode],
+    ) -> None:
+        self.schema = schema
+        self.graphql_schema = graphql_schema
+        self.fragments = fragments
+
+    def object_fields(
+        self, type_: GraphQLObjectType, selection_sets: Sequence[SelectionSetNode]
+    ) -> tuple[FieldPlan, ...]:
+        grouped: dict[str, list[FieldNode]] = {}
+        for selection_set in selection_sets:
+            self._collect(type_, selection_set, grouped)
+        return tuple(self._field(type_, key, nodes) for key, nodes in grouped.items())
+
+    def _collect(
+        self,
+        type_: GraphQLObjectType,
+        selection_set: SelectionSetNode,
+        grouped: dict[str, list[FieldNode]],
+    ) -> None:
+        """Fields by response key in document order, through fragments that apply to type_."""
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                key = selection.alias.value if selection.alias else selection.name.value
+                grouped.setdefault(key, []).append(selection)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                if condition is None or self._applies(condition.name.value, type_):
+                    self._collect(type_, selection.selection_set, grouped)
+            elif isinstance(selection, FragmentSpreadNode):
+                fragment = self.fragments[selection.name.value]
+                if self._applies(fragment.type_condition.name.value, type_):
+                    self._collect(type_, fragment.selection_set, grouped)
+
+    def _applies(self, condition_name: str, type_: GraphQLObjectType) -> bool:
+        condition = self.graphql_schema.get_type(condition_name)
+        if condition is type_:
+            return True
+        return is_abstract_type(condition) and self.graphql_schema.is_sub_type(condition, type_)
+
+    def _field(self, parent: GraphQLObjectType, key: str, nodes: list[FieldNode]) -> FieldPlan:
+        name = nodes[0].name.value
+        if name == "__typename":
+            type_name = parent.name
+            return FieldPlan(
+                key=key,
+                get=lambda _parent: type_name,
+                batch=None,
+                arguments=None,
+                completion=Leaf(serialize=_identity, nullable=False),
+            )
+        if name.startswith("__"):
+            raise Unsupported(f"introspection field {name}")
+        definition = parent.fields[name]
+        field: StrawberryField = definition.extensions["strawberry-definition"]
+        completion = self._completion(definition.type, nodes)
+        resolver = field.base_resolver
+        if resolver is None:
+            return FieldPlan(
+                key=key,
+                get=operator.attrgetter(field.python_name),
+                batch=None,
+                arguments=None,
+                completion=completion,
+            )
+        function = resolver.wrapped_func
+        if isinstance(function, staticmethod | classmethod):
+            raise Unsupported(f"{parent.name}.{name} resolves with a method")
+        batch = batch_of(function)
+        if batch is not None:
+            return FieldPlan(
+                key=key,
+                get=None,
+                batch=batch,
+                arguments=self._arguments(definition, nodes[0], field),
+                completion=completion,
+            )
+        if resolver.is_async or field.arguments or resolver.info_parameter is not None:
+            raise Unsupported(f"{parent.name}.{name} has no batch form")
+        return FieldPlan(
+            key=key,
+            get=_root_function(function),
+            batch=None,
+            arguments=None,
+            completion=completion,
+        )
+
+    def _arguments(
+        self, definition: GraphQLField, node: FieldNode, field: StrawberryField
+    ) -> Arguments:
+        arguments = Arguments(
+            definition=definition, node=node, strawberry_arguments=field.arguments, fixed=None
+        )
+        if _uses_variables(node):
+            return arguments
+        try:
+            fixed = convert_field_arguments(self.schema, arguments, None)
+        except Exception as error:  # a literal the resolver's own checks refuse
+            raise Unsupported(str(error)) from None
+        return Arguments(
+            definition=definition, node=node, strawberry_arguments=field.arguments, fixed=fixed
+        )
+
+    def _completion(self, type_: GraphQLOutputType, nodes: list[FieldNode]) -> Completion:
+        nullable = not is_non_null_type(type_)
+        inner = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
+        if is_list_type(inner):
+            assert isinstance(inner, GraphQLList)
+            return ListOf(item=self._completion(inner.of_type, nodes), nullable=nullable)
+        if is_leaf_type(inner):
+            return Leaf(serialize=_serializer(inner), nullable=nullable)
+        named = get_named_type(inner)
+        selection_sets = [node.selection_set for node in nodes if node.selection_set]
+        if is_object_type(named):
+            assert isinstance(named, GraphQLObjectType)
+            possible: tuple[GraphQLObjectType, ...] = (named,)
+        else:
+            possible = tuple(self.graphql_schema.get_possible_types(named))  # type: ignore[arg-type]
+            if any(type_.is_type_of is None for type_ in possible):
+                raise Unsupported(f"{named} has a type without is_type_of")
+        return ObjectOf(
+            fields={t.name: self.object_fields(t, selection_sets) for t in possible},
+            types=possible,
+            nullable=nullable,
+        )
+
+
+def convert_field_arguments(
+    schema: strawberry.Schema, arguments: Arguments, variables: Any
+) -> dict[str, Any]:
+    """The resolver's keyword arguments, exactly as Strawberry would pass them."""
+    raw = get_argument_values(arguments.definition, arguments.node, variables)
+    return convert_arguments(
+        raw,
+        arguments.strawberry_arguments,
+        scalar_registry=schema.schema_converter.scalar_registry,
+        config=schema.config,
+    )
+
+
+def _uses_variables(node: FieldNode) -> bool:
+    found = False
+
+    class _Finder(Visitor):
+        def enter_variable(self, _node: VariableNode, *_args: object) -> object:
+            nonlocal found
+            found = True
+            return BREAK
+
+    for argument in node.arguments or ():
+        visit(argument, _Finder())
+    return found
+
+
+def _root_function(function: Callable[..., Any]) -> Getter:
+    if inspect.signature(function).parameters:
+        return function
+    return lambda _parent: function()
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+
+
+def _serializer(type_: Any) -> Serializer:
+    """The type's own serializer, short-circuited for values already in their output form
+    (the common case); anything else goes through it and fails exactly as it would."""
+    serialize: Serializer = type_.serialize
+    if type_ is GraphQLString or type_ is GraphQLID:
+        return lambda value: value if type(value) is str else serialize(value)
+    if type_ is GraphQLInt:
+        return lambda value: (
+            value if type(value) is int and _INT_MIN <= value <= _INT_MAX else serialize(value)
+        )
+    if type_ is GraphQLFloat:
+        return lambda value: (
+            value if type(value) is float and math.isfinite(value) else serialize(value)
+        )
+    if type_ is GraphQLBoolean:
+        return lambda value: value if type(value) is bool else serialize(value)
+    return serialize
