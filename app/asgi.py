@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from app.cache.service import CacheService
 from app.graphql_view import PropintelGraphQL
 from app.health import healthz, readyz
 from app.settings import Profile, Settings, get_settings
@@ -27,18 +28,24 @@ def create_app(settings: Settings | None = None) -> Starlette:
         pool_size=settings.db_pool_size,
         statement_timeout_ms=settings.db_statement_timeout_ms,
     )
+    caching = CacheService(settings, db) if settings.cache_enabled else None
     graphql = PropintelGraphQL(
         db=db,
         settings=settings,
+        caching=caching,
         schema=build_schema(count_statements=settings.exposes_debug_info),
         graphql_ide="graphiql" if settings.profile is not Profile.PROD else None,
     )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if caching is not None:
+            await caching.start()
         try:
             yield
         finally:
+            if caching is not None:
+                await caching.close()
             await db.dispose()
 
     app = Starlette(
@@ -52,6 +59,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.db = db
     app.state.settings = settings
     app.state.graphql = graphql
+    app.state.caching = caching
     return app
 
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.settings import InitialLoad, Settings, get_settings
@@ -110,9 +111,30 @@ async def load_sales(
             desc="Loading sales",
             disable=None if show_progress else True,
         ) as bar:
-            return await loader.load(files, force=force, progress=bar.update)
+            summary = await loader.load(files, force=force, progress=bar.update)
     finally:
         await db.dispose()
+    if summary.sales_inserted or summary.sales_restated:
+        await publish_ingest_invalidation(settings)
+    return summary
+
+
+async def publish_ingest_invalidation(settings: Settings) -> None:
+    """A load can touch any property, locality, list or statistic: running servers drop
+    every cached entry (their L1 through pub/sub). Without Redis there is nothing shared to
+    drop; each server's L1 entries expire by TTL."""
+    if not settings.redis_url or not settings.cache_enabled:
+        return
+    from app.cache import TieredCache
+
+    cache = TieredCache(ttls=settings.cache_ttls, l1_max_entries=100, redis_url=settings.redis_url)
+    try:
+        counts = await cache.invalidate(patterns=["*"])
+        print(f"cache: {counts.l2_entries} shared entries invalidated")
+    except (OSError, RedisError) as error:  # Redis down: the load stands; say so
+        print(f"cache: could not publish the invalidation ({error})", file=sys.stderr)
+    finally:
+        await cache.close()
 
 
 def _print_summary(summary: LoadSummary) -> None:

@@ -8,6 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.types import Info as StrawberryInfo
 
+from app.cache import Cache, RequestScope
+from app.cache.service import CacheService
 from app.settings import Settings
 from db.engine import Database
 from loaders import Loaders
@@ -20,6 +22,13 @@ class Context:
     db: Database
     settings: Settings
     loaders: Loaders
+    cache: Cache
+    """Read-through cache for values loaders do not cover (root lists)."""
+    caching: CacheService | None
+    """Invalidation, warming and statistics; None when caching is off."""
+    scope: RequestScope | None
+    """What this operation read through the cache (for the whole-operation cache)."""
+    is_admin: bool
 
 
 Info = StrawberryInfo[Context, None]

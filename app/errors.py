@@ -12,6 +12,8 @@ from graphql import GraphQLError
 class ErrorCode(StrEnum):
     BAD_USER_INPUT = "BAD_USER_INPUT"
     NOT_FOUND = "NOT_FOUND"
+    CONFLICT = "CONFLICT"
+    FORBIDDEN = "FORBIDDEN"
     GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
     GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
@@ -34,3 +36,20 @@ class UserInputError(DomainError):
             super().__init__(message)
         else:
             super().__init__(message, argument=argument)
+
+
+class NotFoundError(DomainError):
+    code = ErrorCode.NOT_FOUND
+
+
+class ConflictError(DomainError):
+    """The write contradicts what is stored (e.g. a dealing already recorded)."""
+
+    code = ErrorCode.CONFLICT
+
+
+class ForbiddenError(DomainError):
+    code = ErrorCode.FORBIDDEN
+
+    def __init__(self, message: str = "This operation needs an admin credential.") -> None:
+        super().__init__(message)

@@ -17,14 +17,19 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.types import HTTPMethod
 from strawberry.types import ExecutionResult
 
+from app.auth import is_admin
+from app.cache import Cache, PassThrough, RequestScope
+from app.cache.service import CacheService
 from app.context import Context
 from app.errors import ErrorCode
 from app.execution import CompiledExecutor
+from app.execution.plan import OperationPlan
 from app.settings import Profile, Settings
 from db.engine import Database
 from loaders import create_loaders
 
 logger = logging.getLogger("propintel.graphql")
+PASS_THROUGH = PassThrough()
 
 
 def error_code(error: GraphQLError) -> ErrorCode:
@@ -44,10 +49,18 @@ _VARIABLE_COERCION = re.compile(r"Variable '\$\w+' has invalid (default )?value"
 
 
 class PropintelGraphQL(GraphQL[Context, None]):
-    def __init__(self, *, db: Database, settings: Settings, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        settings: Settings,
+        caching: CacheService | None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.db = db
         self.settings = settings
+        self.caching = caching
         self.compiled: CompiledExecutor | None = None
         if settings.compiled_execution:
             assert isinstance(self.schema, strawberry.Schema)
@@ -58,12 +71,19 @@ class PropintelGraphQL(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
+        caching = self.caching
+        cache: Cache = caching.tiered if caching is not None else PASS_THROUGH
+        scope = RequestScope() if caching is not None else None
         return Context(
             request=request,  # type: ignore[arg-type]
             response=response if isinstance(response, Response) else None,
             db=self.db,
             settings=self.settings,
-            loaders=create_loaders(self.db),
+            loaders=create_loaders(self.db, cache, scope),
+            cache=cache,
+            caching=caching,
+            scope=scope,
+            is_admin=is_admin(request, self.settings),
         )
 
     async def execute_single(
@@ -75,29 +95,60 @@ class PropintelGraphQL(GraphQL[Context, None]):
         root_value: None,
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
-        result = await self._execute_compiled(request_adapter.method, context, request_data)
-        if result is not None:
-            return result
+        plan = self._plan(request_adapter.method, request_data)
+        caching = self.caching
+        if plan is None or caching is None or context.scope is None:
+            return await self._execute(
+                plan, request, request_adapter, sub_response, context, request_data
+            )
+        # A query a plan covers: the whole-operation cache answers it when it can.
+        assert request_data.query is not None
+        role = "admin" if context.is_admin else "anonymous"
+        key = caching.operation_key(
+            request_data.query, request_data.operation_name, request_data.variables, role
+        )
+        cached = await caching.cached_operation(key)
+        if cached is not None:
+            sub_response.headers["x-cache"] = "hit"
+            extensions = {"sqlStatements": 0} if self.settings.exposes_debug_info else None
+            return ExecutionResult(data=cached, errors=None, extensions=extensions)
+        sub_response.headers["x-cache"] = "miss"
+        ticket = caching.ticket()
+        result = await self._execute(
+            plan, request, request_adapter, sub_response, context, request_data
+        )
+        if not result.errors and result.data is not None:
+            await caching.store_operation(key, result.data, context.scope, ticket)
+        return result
+
+    def _plan(self, method: HTTPMethod, request_data: GraphQLRequestData) -> OperationPlan | None:
+        if self.compiled is None or request_data.query is None:
+            return None
+        if method == "GET" and not self.allow_queries_via_get:
+            return None
+        return self.compiled.plan(request_data.query, request_data.operation_name)
+
+    async def _execute(
+        self,
+        plan: OperationPlan | None,
+        request: Request,
+        request_adapter: Any,
+        sub_response: Response,
+        context: Context,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        if plan is not None and self.compiled is not None:
+            result = await self.compiled.execute(plan, context, request_data.variables)
+            if result is not None:
+                return result
         return await super().execute_single(
             request=request,
             request_adapter=request_adapter,
             sub_response=sub_response,
             context=context,
-            root_value=root_value,
+            root_value=None,
             request_data=request_data,
         )
-
-    async def _execute_compiled(
-        self, method: HTTPMethod, context: Context, request_data: GraphQLRequestData
-    ) -> ExecutionResult | None:
-        if self.compiled is None or request_data.query is None:
-            return None
-        if method == "GET" and not self.allow_queries_via_get:
-            return None
-        plan = self.compiled.plan(request_data.query, request_data.operation_name)
-        if plan is None:
-            return None
-        return await self.compiled.execute(plan, context, request_data.variables)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)

@@ -10,8 +10,10 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.cache.resources import Ttls
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,6 +69,24 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(
         default=5000, ge=100, le=600_000, alias="PROPINTEL_DB_STATEMENT_TIMEOUT_MS"
     )
+    cache_enabled: bool = Field(default=True, alias="PROPINTEL_CACHE_ENABLED")
+    """Off: no entity cache, no operation cache (the bench's uncached runs)."""
+    cache_l1_max_entries: int = Field(
+        default=50_000, ge=100, le=10_000_000, alias="PROPINTEL_CACHE_L1_MAX_ENTRIES"
+    )
+    cache_ttl_list_s: float = Field(default=300, gt=0, alias="PROPINTEL_CACHE_TTL_LIST_S")
+    cache_ttl_property_s: float = Field(default=3600, gt=0, alias="PROPINTEL_CACHE_TTL_PROPERTY_S")
+    cache_ttl_history_s: float = Field(default=3600, gt=0, alias="PROPINTEL_CACHE_TTL_HISTORY_S")
+    cache_ttl_stats_s: float = Field(default=3600, gt=0, alias="PROPINTEL_CACHE_TTL_STATS_S")
+    cache_ttl_static_s: float = Field(
+        default=7 * 24 * 3600, gt=0, alias="PROPINTEL_CACHE_TTL_STATIC_S"
+    )
+    cache_ttl_trending_s: float = Field(default=600, gt=0, alias="PROPINTEL_CACHE_TTL_TRENDING_S")
+    cache_ttl_operation_s: float = Field(default=300, gt=0, alias="PROPINTEL_CACHE_TTL_OPERATION_S")
+    cache_warm_localities: int = Field(default=20, ge=0, le=1000, alias="PROPINTEL_CACHE_WARM")
+    """How many of the busiest localities to warm at startup (0: none)."""
+    admin_api_key: SecretStr | None = Field(default=None, alias="ADMIN_API_KEY")
+    """Bearer key of admin operations until user accounts exist; unset: no admin access."""
 
     @field_validator("database_url")
     @classmethod
@@ -82,6 +102,27 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_redis_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("admin_api_key")
+    @classmethod
+    def _admin_key_is_long(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("ADMIN_API_KEY must be at least 16 characters")
+        return value
+
+    @property
+    def cache_ttls(self) -> Ttls:
+        return Ttls(
+            list=self.cache_ttl_list_s,
+            property=self.cache_ttl_property_s,
+            history=self.cache_ttl_history_s,
+            stats=self.cache_ttl_stats_s,
+            static=self.cache_ttl_static_s,
+            trending=self.cache_ttl_trending_s,
+            operation=self.cache_ttl_operation_s,
+        )
 
     @property
     def is_sqlite(self) -> bool:

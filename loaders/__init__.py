@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.cache import Cache, RequestScope
 from db.engine import Database
 from loaders.localities import LocalityByIdLoader, LocalityByNameLoader, PropertiesByLocalityLoader
 from loaders.properties import PropertyByIdLoader
@@ -26,13 +27,13 @@ class Loaders:
     locality_stats: LocalityStatsLoader
 
 
-def create_loaders(db: Database) -> Loaders:
+def create_loaders(db: Database, cache: Cache, scope: RequestScope | None = None) -> Loaders:
     return Loaders(
-        property_by_id=PropertyByIdLoader(db),
-        sale_by_id=SaleByIdLoader(db),
-        sales_by_property=SalesByPropertyLoader(db),
-        locality_by_id=LocalityByIdLoader(db),
-        locality_by_name=LocalityByNameLoader(db),
-        properties_by_locality=PropertiesByLocalityLoader(db),
-        locality_stats=LocalityStatsLoader(db),
+        property_by_id=PropertyByIdLoader(db, cache, scope),
+        sale_by_id=SaleByIdLoader(db, cache, scope),
+        sales_by_property=SalesByPropertyLoader(db, cache, scope),
+        locality_by_id=LocalityByIdLoader(db, cache, scope),
+        locality_by_name=LocalityByNameLoader(db, cache, scope),
+        properties_by_locality=PropertiesByLocalityLoader(db, cache, scope),
+        locality_stats=LocalityStatsLoader(db, cache, scope),
     )

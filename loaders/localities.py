@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from app.cache import Resource
 from db.keyset import build_page
 from db.records import LocalityRecord, Page, PropertyRecord
 from db.repositories import localities, properties
@@ -12,12 +13,28 @@ from loaders.base import ByIdLoader, GroupedLoader
 
 
 class LocalityByIdLoader(ByIdLoader[int, LocalityRecord]):
+    resource = Resource.STATIC
+
+    def cache_key(self, key: int) -> str:
+        return f"id:{key}"
+
+    def tags(self, key: int, value: LocalityRecord | None) -> Iterable[str]:
+        return (f"locality:{key}",)
+
     async def fetch(self, keys: Sequence[int]) -> Mapping[int, LocalityRecord]:
         return await localities.localities_by_id(self.db, keys)
 
 
 class LocalityByNameLoader(ByIdLoader[tuple[str, str], LocalityRecord]):
     """Keys are (UPPER name, postcode)."""
+
+    resource = Resource.STATIC
+
+    def cache_key(self, key: tuple[str, str]) -> str:
+        return f"name:{key[0]}:{key[1]}"
+
+    def tags(self, key: tuple[str, str], value: LocalityRecord | None) -> Iterable[str]:
+        return (f"locality:{value.id}",) if value is not None else ("list:localities",)
 
     async def fetch(
         self, keys: Sequence[tuple[str, str]]
@@ -40,6 +57,14 @@ PropertiesArguments = tuple[str, int, tuple[Any, ...] | None]
 class PropertiesByLocalityLoader(
     GroupedLoader[LocalityPropertiesKey, PropertiesArguments, Page[PropertyRecord]]
 ):
+    resource = Resource.LIST
+
+    def cache_key(self, key: LocalityPropertiesKey) -> str:
+        return f"locality:{key.locality_id}:{key.order}:{key.first}:{key.after or ''}"
+
+    def tags(self, key: LocalityPropertiesKey, value: Page[PropertyRecord]) -> Iterable[str]:
+        return (f"locality:{key.locality_id}", *(f"property:{e.node.id}" for e in value.edges))
+
     @staticmethod
     def arguments(key: LocalityPropertiesKey) -> PropertiesArguments:
         return key.order, key.first, key.after_values

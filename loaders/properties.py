@@ -1,13 +1,19 @@
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
+from app.cache import Resource
 from db.records import PropertyRecord
 from db.repositories import properties
 from loaders.base import ByIdLoader
 
 
 class PropertyByIdLoader(ByIdLoader[int, PropertyRecord]):
+    resource = Resource.PROPERTY
+
+    def tags(self, key: int, value: PropertyRecord | None) -> Iterable[str]:
+        return (f"property:{key}",)
+
     async def fetch(self, keys: Sequence[int]) -> Mapping[int, PropertyRecord]:
         return await properties.properties_by_id(self.db, keys)
 

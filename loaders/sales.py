@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from app.cache import Resource
 from db.keyset import build_page
 from db.records import Page, SaleRecord
 from db.repositories import sales
@@ -12,6 +13,16 @@ from loaders.base import ByIdLoader, GroupedLoader
 
 
 class SaleByIdLoader(ByIdLoader[int, SaleRecord]):
+    resource = Resource.HISTORY
+
+    def cache_key(self, key: int) -> str:
+        return f"sale:{key}"
+
+    def tags(self, key: int, value: SaleRecord | None) -> Iterable[str]:
+        if value is None:
+            return (f"sale:{key}",)
+        return (f"sale:{key}", f"property:{value.property_id}")
+
     async def fetch(self, keys: Sequence[int]) -> Mapping[int, SaleRecord]:
         return await sales.sales_by_id(self.db, keys)
 
@@ -27,6 +38,14 @@ class SalesPageKey:
 class SalesByPropertyLoader(
     GroupedLoader[SalesPageKey, tuple[int, tuple[Any, ...] | None], Page[SaleRecord]]
 ):
+    resource = Resource.HISTORY
+
+    def cache_key(self, key: SalesPageKey) -> str:
+        return f"page:{key.property_id}:{key.first}:{key.after or ''}"
+
+    def tags(self, key: SalesPageKey, value: Page[SaleRecord]) -> Iterable[str]:
+        return (f"property:{key.property_id}",)
+
     @staticmethod
     def arguments(key: SalesPageKey) -> tuple[int, tuple[Any, ...] | None]:
         return key.first, key.after_values

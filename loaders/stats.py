@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from app.cache import Resource
 from db.records import EMPTY_STATS, LocalityStatsRecord
 from db.repositories import stats
 from db.repositories.stats import StatsWindow
@@ -16,6 +17,15 @@ class LocalityStatsKey:
 
 
 class LocalityStatsLoader(GroupedLoader[LocalityStatsKey, StatsWindow, LocalityStatsRecord]):
+    resource = Resource.STATS
+
+    def cache_key(self, key: LocalityStatsKey) -> str:
+        window = key.window
+        return f"{key.locality_id}:{window.date_from}:{window.date_to}:{window.is_strata}"
+
+    def tags(self, key: LocalityStatsKey, value: LocalityStatsRecord) -> Iterable[str]:
+        return (f"locality:{key.locality_id}",)
+
     @staticmethod
     def arguments(key: LocalityStatsKey) -> StatsWindow:
         return key.window

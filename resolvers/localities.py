@@ -11,6 +11,7 @@ from typing import Annotated
 
 import strawberry
 
+from app.cache import Resource
 from app.context import Context, Info
 from db.keyset import build_page
 from db.records import LocalityRecord, LocalityStatsRecord, Page, PropertyRecord
@@ -54,13 +55,22 @@ async def locality_pages(
     if search:  # an empty search means no filter
         check_name(search, "search")
     size = page_size(context, first)
-    records = await repository.localities_page(
-        context.db,
-        search=search,
-        after=cursor_values(LOCALITIES_BY_NAME, after),
-        limit=size + 1,
+    after_values = cursor_values(LOCALITIES_BY_NAME, after)
+
+    async def load(_positions: list[int]) -> list[Page[LocalityRecord]]:
+        records = await repository.localities_page(
+            context.db, search=search, after=after_values, limit=size + 1
+        )
+        return [build_page(records, first=size, order=LOCALITIES_BY_NAME, after=after)]
+
+    (page,) = await context.cache.fetch_many(
+        Resource.LIST,
+        [f"localities:{(search or '').strip().upper()}:{size}:{after or ''}"],
+        load,
+        lambda _position, _page: ["list:localities"],
+        context.scope,
     )
-    return [build_page(records, first=size, order=LOCALITIES_BY_NAME, after=after)] * len(parents)
+    return [page] * len(parents)
 
 
 @one_parent_of(locality_pages)

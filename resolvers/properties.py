@@ -10,6 +10,7 @@ from typing import Annotated
 
 import strawberry
 
+from app.cache import Resource
 from app.context import Context, Info
 from db.keyset import build_page
 from db.records import LocalityRecord, Page, PropertyRecord, SaleRecord
@@ -47,15 +48,30 @@ async def property_pages(
 ) -> list[Page[PropertyRecord]]:
     order = PROPERTY_ORDERS[order_by.value]
     size = page_size(context, first)
-    records = await repository.properties_page(
-        context.db,
-        property_criteria(filter_),
-        order=order,
-        after=cursor_values(order, after),
-        limit=size + 1,
+    criteria = property_criteria(filter_)
+    after_values = cursor_values(order, after)
+
+    async def load(_positions: list[int]) -> list[Page[PropertyRecord]]:
+        records = await repository.properties_page(
+            context.db, criteria, order=order, after=after_values, limit=size + 1
+        )
+        return [build_page(records, first=size, order=order, after=after)]
+
+    (page,) = await context.cache.fetch_many(
+        Resource.LIST,
+        [f"properties:{criteria!r}:{order.name}:{size}:{after or ''}"],
+        load,
+        _list_tags,
+        context.scope,
     )
-    context.loaders.property_by_id.prime_records(records[:size])
-    return [build_page(records, first=size, order=order, after=after)] * len(parents)
+    context.loaders.property_by_id.prime_records(page.nodes)
+    return [page] * len(parents)
+
+
+def _list_tags(_position: int, page: Page[PropertyRecord]) -> list[str]:
+    # A write to any property can move it into or out of a filtered list: every property
+    # list carries `list:properties`, which every property write invalidates.
+    return ["list:properties", *(f"property:{edge.node.id}" for edge in page.edges)]
 
 
 @one_parent_of(property_pages)

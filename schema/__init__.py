@@ -8,9 +8,12 @@ import strawberry
 from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 
 from db.records import LocalityRecord, Page, PropertyRecord, SaleRecord
-from resolvers import localities, node, properties
+from resolvers import admin as admin_resolvers
+from resolvers import localities, mutations, node, properties
+from schema.admin import CacheStats, InvalidationResult, WarmResult
 from schema.errors import PropintelSchema
 from schema.extensions import SqlStatementCount
+from schema.inputs import RecordSaleInput, UpdatePropertyInput  # noqa: F401 (schema types)
 from schema.types import Locality, LocalityConnection, Node, Property, PropertyConnection, Sale
 
 
@@ -31,6 +34,34 @@ class Query:
     localities: Page[LocalityRecord] = strawberry.field(
         resolver=localities.localities, graphql_type=LocalityConnection
     )
+    cache_stats: object = strawberry.field(
+        resolver=admin_resolvers.cache_stats,
+        graphql_type=CacheStats,
+        description="Cache counters per tier and resource type (admin).",
+    )
+
+
+@strawberry.type
+class Mutation:
+    record_sale: SaleRecord = strawberry.field(
+        resolver=mutations.record_sale,
+        graphql_type=Sale,
+        description="Adds a sale; the property's last sale, its locality's statistics and "
+        "every cached list or response containing them change at once (admin).",
+    )
+    update_property: PropertyRecord = strawberry.field(
+        resolver=mutations.update_property,
+        graphql_type=Property,
+        description="Corrects a property's descriptive fields (admin).",
+    )
+    invalidate_cache: object = strawberry.field(
+        resolver=admin_resolvers.invalidate_cache, graphql_type=InvalidationResult
+    )
+    warm_cache: object = strawberry.field(
+        resolver=admin_resolvers.warm_cache,
+        graphql_type=WarmResult,
+        description="Loads localities (default: the busiest) into the cache (admin).",
+    )
 
 
 def build_schema(*, count_statements: bool) -> strawberry.Schema:
@@ -42,4 +73,6 @@ def build_schema(*, count_statements: bool) -> strawberry.Schema:
     ]
     if count_statements:
         extensions.append(SqlStatementCount)
-    return PropintelSchema(query=Query, types=[Property, Sale, Locality], extensions=extensions)
+    return PropintelSchema(
+        query=Query, mutation=Mutation, types=[Property, Sale, Locality], extensions=extensions
+    )

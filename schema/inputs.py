@@ -39,3 +39,27 @@ class PropertyFilter:
         default=None, description="Last sale contracted on or before this date."
     )
     bbox: BoundingBox | None = None
+
+
+@strawberry.input(description="A sale to add to a property's history (admin).")
+class RecordSaleInput:
+    property_id: strawberry.ID
+    contract_date: date
+    price: int = strawberry.field(description="AUD, whole dollars; below $1,000 is kept, flagged.")
+    dealing_number: str = strawberry.field(description="NSW LRS dealing number, e.g. 'AU123456'.")
+    settlement_date: date | None = None
+    sale_code: str | None = None
+    interest_pct: float = strawberry.field(
+        default=0.0, description="0 = the whole property changed hands."
+    )
+    area_m2: float | None = None
+    parcels_in_sale: int = 1
+
+
+@strawberry.input(description="Property fields an admin may correct; omitted fields are kept.")
+class UpdatePropertyInput:
+    zoning: str | None = strawberry.UNSET
+    primary_purpose: str | None = strawberry.UNSET
+    area_m2: float | None = strawberry.UNSET
+    property_name: str | None = strawberry.UNSET
+    nature: PropertyNature | None = strawberry.UNSET

@@ -54,9 +54,16 @@ def drop_pg_database(name: str) -> None:
 
 
 def settings_for(url: str, **overrides: Any) -> Settings:
-    return Settings(
-        DATABASE_URL=url, PROPINTEL_PROFILE=Profile.TEST, PROPINTEL_DATA_DIR=DATA_DIR, **overrides
-    )
+    """Test settings. The cache is off unless a test turns it on: most tests check what the
+    database path does (results, statement counts); tests/test_cache*.py check the cache."""
+    values: dict[str, Any] = {
+        "DATABASE_URL": url,
+        "PROPINTEL_PROFILE": Profile.TEST,
+        "PROPINTEL_DATA_DIR": DATA_DIR,
+        "PROPINTEL_CACHE_ENABLED": False,
+        **overrides,
+    }
+    return Settings(**values)
 
 
 def load_slice(url: str) -> None:

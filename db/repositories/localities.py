@@ -58,3 +58,16 @@ async def localities_page(
         .limit(limit)
     )
     return [LocalityRecord(*row) for row in await db.fetch_all(statement)]
+
+
+async def busiest_localities(db: Database, limit: int) -> list[int]:
+    """Ids of the localities with the most live properties (what clients ask for most)."""
+    p = tables.properties
+    statement = (
+        sa.select(p.c.locality_id)
+        .where(p.c.deleted_at.is_(None))
+        .group_by(p.c.locality_id)
+        .order_by(sa.func.count().desc(), p.c.locality_id)
+        .limit(limit)
+    )
+    return [row[0] for row in await db.fetch_all(statement)]
