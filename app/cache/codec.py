@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from db.keyset import ORDERS
 from db.records import (
     Edge,
     LocalityRecord,
@@ -51,10 +52,13 @@ def encode(value: Any) -> Any:
         return None
     cls = type(value)
     if cls is Page:
+        edges = value.edges
+        order = edges[0].order.name if edges else ""
         return [
             "page",
-            [[edge.cursor, encode(edge.node)] for edge in value.edges],
+            [encode(edge.node) for edge in edges],
             dataclasses.astuple(value.page_info),
+            order,
         ]
     if cls is list:
         return ["list", [encode(item) for item in value]]
@@ -71,8 +75,9 @@ def decode(encoded: Any) -> Any:
         return None
     tag, body = encoded[0], encoded[1]
     if tag == "page":
+        order = ORDERS[encoded[3]] if body else None
         return Page(
-            edges=[Edge(cursor, decode(node)) for cursor, node in body],
+            edges=[Edge(decode(node), order) for node in body],  # type: ignore[arg-type]
             page_info=PageInfo(*encoded[2]),
         )
     if tag == "list":

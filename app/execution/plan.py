@@ -20,8 +20,10 @@ import math
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
+import orjson
 import strawberry
 from graphql import (
     DirectiveNode,
@@ -73,6 +75,8 @@ Getter = Callable[[Any], Any]
 class Leaf:
     serialize: Serializer
     nullable: bool
+    output_type: type | None = None
+    """Values of exactly this type are already in output form (str for String, ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +105,8 @@ class Arguments:
     node: FieldNode
     strawberry_arguments: list[StrawberryArgument]
     fixed: dict[str, Any] | None
+    converted: dict[bytes, dict[str, Any]] = dataclass_field(default_factory=dict)
+    """Conversions by coerced value (variables repeat: a locality, a page size)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +294,11 @@ class _Compiler:
             assert isinstance(inner, GraphQLList)
             return ListOf(item=self._completion(inner.of_type, nodes), nullable=nullable)
         if is_leaf_type(inner):
-            return Leaf(serialize=_serializer(inner), nullable=nullable)
+            return Leaf(
+                serialize=_serializer(inner),
+                nullable=nullable,
+                output_type=_OUTPUT_TYPES.get(inner),
+            )
         named = get_named_type(inner)
         selection_sets = [node.selection_set for node in nodes if node.selection_set]
         if is_object_type(named):
@@ -305,17 +315,34 @@ class _Compiler:
         )
 
 
+CONVERSIONS_KEPT = 256
+
+
 def convert_field_arguments(
     schema: strawberry.Schema, arguments: Arguments, variables: Any
 ) -> dict[str, Any]:
-    """The resolver's keyword arguments, exactly as Strawberry would pass them."""
+    """The resolver's keyword arguments, exactly as Strawberry would pass them.
+
+    Strawberry's conversion builds input objects field by field; the same coerced values
+    give the same (never modified) objects, so conversions are kept per coerced value."""
     raw = get_argument_values(arguments.definition, arguments.node, variables)
-    return convert_arguments(
+    try:
+        key = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # a value orjson cannot key on: convert every time
+        key = None
+    if key is not None and (kept := arguments.converted.get(key)) is not None:
+        return kept
+    converted = convert_arguments(
         raw,
         arguments.strawberry_arguments,
         scalar_registry=schema.schema_converter.scalar_registry,
         config=schema.config,
     )
+    if key is not None:
+        if len(arguments.converted) >= CONVERSIONS_KEPT:
+            arguments.converted.clear()
+        arguments.converted[key] = converted
+    return converted
 
 
 def _uses_variables(node: FieldNode) -> bool:
@@ -343,6 +370,9 @@ def _identity(value: Any) -> Any:
 
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+# Leaf types whose values pass through unchanged when already of this Python type (Int is
+# not here: it needs its range check).
+_OUTPUT_TYPES: dict[Any, type] = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool}
 
 
 def _serializer(type_: Any) -> Serializer:

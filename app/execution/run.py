@@ -122,12 +122,16 @@ def _complete(
     completion: Leaf | ListOf | ObjectOf, values: list[Any], batches: list[_Batch]
 ) -> list[Any]:
     if type(completion) is Leaf:
-        serialize = completion.serialize
-        if completion.nullable:
-            return [None if value is None else serialize(value) for value in values]
-        if None in values:
+        if not completion.nullable and None in values:
             raise Fallback("null in a non-null leaf")
-        return [serialize(value) for value in values]
+        serialize = completion.serialize
+        output_type = completion.output_type
+        if output_type is not None:  # most leaves: strings already, passed through
+            return [
+                value if value is None or type(value) is output_type else serialize(value)
+                for value in values
+            ]
+        return [None if value is None else serialize(value) for value in values]
     if type(completion) is ListOf:
         return _complete_lists(completion, values, batches)
     assert type(completion) is ObjectOf
@@ -160,19 +164,24 @@ def _complete_lists(completion: ListOf, values: list[Any], batches: list[_Batch]
 
 
 def _complete_objects(completion: ObjectOf, values: list[Any], batches: list[_Batch]) -> list[Any]:
-    objects: list[dict[str, Any] | None] = []
+    has_null = None in values
+    if has_null and not completion.nullable:
+        raise Fallback("null in a non-null object")
+    objects: list[dict[str, Any] | None] = [None if v is None else {} for v in values]
+    if len(completion.types) == 1:
+        (fields,) = completion.fields.values()
+        if has_null:
+            parents = [value for value in values if value is not None]
+            outputs = [output for output in objects if output is not None]
+            _fill(fields, parents, outputs, batches)
+        else:
+            _fill(fields, values, objects, batches)  # type: ignore[arg-type]  # no None here
+        return objects
     by_type: dict[str, tuple[list[Any], list[dict[str, Any]]]] = {}
-    single = completion.types[0].name if len(completion.types) == 1 else None
-    for value in values:
-        if value is None:
-            if not completion.nullable:
-                raise Fallback("null in a non-null object")
-            objects.append(None)
+    for value, output in zip(values, objects, strict=True):
+        if output is None:
             continue
-        output: dict[str, Any] = {}
-        objects.append(output)
-        type_name = single or _runtime_type(completion, value)
-        parents, outputs = by_type.setdefault(type_name, ([], []))
+        parents, outputs = by_type.setdefault(_runtime_type(completion, value), ([], []))
         parents.append(value)
         outputs.append(output)
     for type_name, (parents, outputs) in by_type.items():
