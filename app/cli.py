@@ -127,7 +127,12 @@ async def publish_ingest_invalidation(settings: Settings) -> None:
         return
     from app.cache import TieredCache
 
-    cache = TieredCache(ttls=settings.cache_ttls, l1_max_entries=100, redis_url=settings.redis_url)
+    cache = TieredCache(
+        ttls=settings.cache_ttls,
+        l1_max_entries=100,
+        redis_url=settings.redis_url,
+        namespace=settings.cache_namespace,
+    )
     try:
         counts = await cache.invalidate(patterns=["*"])
         print(f"cache: {counts.l2_entries} shared entries invalidated")

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     )
     cache_enabled: bool = Field(default=True, alias="PROPINTEL_CACHE_ENABLED")
     """Off: no entity cache, no operation cache (the bench's uncached runs)."""
+    cache_namespace: str = Field(
+        default="pi", pattern=r"^[A-Za-z0-9_-]{1,32}$", alias="PROPINTEL_CACHE_NAMESPACE"
+    )
+    """Prefix of every Redis key and of the invalidation channel."""
     cache_l1_max_entries: int = Field(
         default=50_000, ge=100, le=10_000_000, alias="PROPINTEL_CACHE_L1_MAX_ENTRIES"
     )

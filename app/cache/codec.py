@@ -33,6 +33,7 @@ _RECORDS: dict[str, type[Any]] = {
     "T": LocalityStatsRecord,
 }
 _TAGS = {cls: tag for tag, cls in _RECORDS.items()}
+_SCALARS = (str, int, float, bool)
 
 
 def _date_positions(cls: type[Any]) -> tuple[int, ...]:
@@ -62,7 +63,7 @@ def encode(value: Any) -> Any:
         ]
     if cls is list:
         return ["list", [encode(item) for item in value]]
-    if cls is dict:  # a GraphQL response (the whole-operation cache): JSON already
+    if cls is dict or cls in _SCALARS:  # a GraphQL response (operation cache), a scalar
         return ["json", value]
     tag = _TAGS.get(cls)
     if tag is None:

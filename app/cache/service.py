@@ -16,7 +16,6 @@ from redis.exceptions import RedisError
 from app.cache.resources import Resource
 from app.cache.tiered import (
     MISSING,
-    VALUE_PREFIX,
     InvalidationCounts,
     LoadTicket,
     RequestScope,
@@ -80,6 +79,7 @@ class CacheService:
             ttls=settings.cache_ttls,
             l1_max_entries=settings.cache_l1_max_entries,
             redis_url=settings.redis_url,
+            namespace=settings.cache_namespace,
         )
         self._warming: asyncio.Task[None] | None = None
 
@@ -174,7 +174,7 @@ class CacheService:
 
     async def report(self) -> list[TierReport]:
         statistics = self.tiered.statistics.counters
-        l1_entries = self.tiered.l1.entry_counts(VALUE_PREFIX)
+        l1_entries = self.tiered.l1.entry_counts(self.tiered.value_prefix)
         tiers = [
             _tier_report(
                 "l1",
@@ -208,9 +208,10 @@ class CacheService:
     async def _l2_entry_counts(self) -> dict[str, int]:
         assert self.tiered.redis is not None
         counts: dict[str, int] = {}
-        async for key in self.tiered.redis.scan_iter(match=VALUE_PREFIX + "*", count=1000):
+        prefix = self.tiered.value_prefix
+        async for key in self.tiered.redis.scan_iter(match=prefix + "*", count=1000):
             text = key.decode() if isinstance(key, bytes) else key
-            resource = text[len(VALUE_PREFIX) :].split(":", 1)[0]
+            resource = text[len(prefix) :].split(":", 1)[0]
             counts[resource] = counts.get(resource, 0) + 1
         return counts
 

@@ -35,7 +35,7 @@ from typing import Any
 import orjson
 from aiocache import RedisCache
 from aiocache.serializers import BaseSerializer
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from app.cache import codec
@@ -45,16 +45,13 @@ from app.cache.stats import CacheStatistics
 
 logger = logging.getLogger("propintel.cache")
 
-PREFIX = "pi:"
-VALUE_PREFIX = PREFIX + "c:"
-TAG_PREFIX = PREFIX + "t:"
-LEASE_PREFIX = PREFIX + "lease:"
-LAST_INVALIDATION = PREFIX + "last-invalidation-ms"
-CHANNEL = PREFIX + "invalidations"
-CLOCK_SKEW_MARGIN_MS = 1000
+DEFAULT_NAMESPACE = "pi"
+VALUE_PREFIX = "c:"  # after the namespace: "<namespace>:c:<resource>:<key>"
+CLOCK_SKEW_MARGIN_MS = 100  # hosts of one deployment keep NTP time well within this
 LEASE_MS = 3000
 LEASE_WAIT_S = 1.0
 XFETCH_BETA = 1.0
+REDIS_POOL_SIZE = 32
 
 # KEYS: LAST_INVALIDATION, then the value keys. ARGV: load start (ms), ttl (ms), then per key
 # its encoded value, its number of tags and the tags.
@@ -160,9 +157,19 @@ class TieredCache:
         ttls: Ttls,
         l1_max_entries: int,
         redis_url: str | None,
+        namespace: str = DEFAULT_NAMESPACE,
         statistics: CacheStatistics | None = None,
     ) -> None:
         self.ttls = ttls
+        # Every Redis key and the channel start with the namespace: deployments (or test
+        # runs) sharing one Redis never see each other's entries or invalidations.
+        self.value_prefix = f"{namespace}:{VALUE_PREFIX}"
+        self.tag_prefix = f"{namespace}:t:"
+        self.lease_prefix = f"{namespace}:lease:"
+        self.last_invalidation = f"{namespace}:last-invalidation-ms"
+        self.channel = f"{namespace}:invalidations"
+        self.loads = 0
+        """Keys this process loaded from the source (for tests and statistics)."""
         self.l1 = BoundedMemoryCache(max_entries=l1_max_entries, on_drop=self._forget_tags)
         self.statistics = statistics or CacheStatistics()
         self.l2: RedisCache | None = None
@@ -192,11 +199,13 @@ class TieredCache:
     ) -> list[Any]:
         """Values for `keys` from L1, L2 or `load`, in key order."""
         ttl = self.ttls.of(resource)
-        full_keys = [f"{VALUE_PREFIX}{resource.value}:{key}" for key in keys]
+        full_keys = [f"{self.value_prefix}{resource.value}:{key}" for key in keys]
         values: list[Any] = [None] * len(keys)
         missing = self._from_l1(resource, full_keys, values)
         if missing and self.l2 is not None:
             missing = await self._from_l2(resource, full_keys, values, missing)
+            # While we waited for Redis another request may have loaded these keys.
+            missing = self._recheck_l1(full_keys, values, missing)
         if missing:
             await self._load(resource, ttl, full_keys, values, missing, load, tags)
         if scope is not None:
@@ -214,6 +223,16 @@ class TieredCache:
                 values[position] = entry.value
         self.statistics.count("l1", resource, hits=len(keys) - len(missing), misses=len(missing))
         return missing
+
+    def _recheck_l1(self, keys: list[str], values: list[Any], missing: list[int]) -> list[int]:
+        found = self.l1.peek_many([keys[p] for p in missing])
+        still_missing = []
+        for position, entry in zip(missing, found, strict=True):
+            if entry is None:
+                still_missing.append(position)
+            else:
+                values[position] = entry.value
+        return still_missing
 
     async def _from_l2(
         self, resource: Resource, keys: list[str], values: list[Any], missing: list[int]
@@ -295,6 +314,7 @@ class TieredCache:
         if not leased:
             return
         started = time.perf_counter()
+        self.loads += len(leased)
         try:
             loaded = await load(leased)
         finally:
@@ -318,7 +338,7 @@ class TieredCache:
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for position in positions:
-                    pipe.set(LEASE_PREFIX + keys[position], self.origin, nx=True, px=LEASE_MS)
+                    pipe.set(self.lease_prefix + keys[position], self.origin, nx=True, px=LEASE_MS)
                 granted = await pipe.execute()
         except (RedisError, OSError):
             return list(positions), []
@@ -330,7 +350,7 @@ class TieredCache:
         if self.redis is None or not positions:
             return
         with contextlib.suppress(RedisError, OSError):
-            await self.redis.delete(*(LEASE_PREFIX + keys[p] for p in positions))
+            await self.redis.delete(*(self.lease_prefix + keys[p] for p in positions))
 
     async def _wait_for_l2(self, keys: list[str], positions: list[int]) -> dict[int, Entry]:
         """Values another process is loading, as they land in L2 (up to LEASE_WAIT_S)."""
@@ -358,10 +378,10 @@ class TieredCache:
         arguments: list[Any] = [started_ms - CLOCK_SKEW_MARGIN_MS, int(ttl * 1000)]
         for _key, entry in stored:
             arguments += [_SERIALIZER.dumps(entry), len(entry.tags)]
-            arguments += [TAG_PREFIX + tag for tag in entry.tags]
+            arguments += [self.tag_prefix + tag for tag in entry.tags]
         try:
             await self._store_script(
-                keys=[LAST_INVALIDATION, *(key for key, _ in stored)], args=arguments
+                keys=[self.last_invalidation, *(key for key, _ in stored)], args=arguments
             )
         except (RedisError, OSError) as error:
             logger.warning("L2 write failed: %s", error)
@@ -375,7 +395,7 @@ class TieredCache:
 
     async def get(self, resource: Resource, key: str) -> Any:
         """The value under `key`, or MISSING."""
-        full_key = f"{VALUE_PREFIX}{resource.value}:{key}"
+        full_key = f"{self.value_prefix}{resource.value}:{key}"
         values: list[Any] = [None]
         missing = self._from_l1(resource, [full_key], values)
         if missing and self.l2 is not None:
@@ -386,7 +406,7 @@ class TieredCache:
         self, resource: Resource, key: str, value: Any, tags: Iterable[str], ticket: LoadTicket
     ) -> None:
         ttl = self.ttls.of(resource)
-        full_key = f"{VALUE_PREFIX}{resource.value}:{key}"
+        full_key = f"{self.value_prefix}{resource.value}:{key}"
         entry = Entry(value, time.time() + ttl, time.perf_counter() - ticket.started, tuple(tags))
         if ticket.generation == self.generation:
             self._put_l1(full_key, entry, ttl)
@@ -402,18 +422,22 @@ class TieredCache:
         l1 = self._invalidate_l1(tags, patterns)
         l2 = 0
         if self.redis is not None:
-            tag_keys = [TAG_PREFIX + tag for tag in tags]
+            tag_keys = [self.tag_prefix + tag for tag in tags]
             for pattern in patterns:
                 tag_keys += [
                     key.decode() if isinstance(key, bytes) else key
-                    async for key in self.redis.scan_iter(match=TAG_PREFIX + pattern, count=1000)
+                    async for key in self.redis.scan_iter(
+                        match=self.tag_prefix + pattern, count=1000
+                    )
                 ]
             now_ms = int(time.time() * 1000)
             l2 = int(
-                await self._invalidate_script(keys=[LAST_INVALIDATION, *tag_keys], args=[now_ms])
+                await self._invalidate_script(
+                    keys=[self.last_invalidation, *tag_keys], args=[now_ms]
+                )
             )
             message = {"tags": list(tags), "patterns": list(patterns), "origin": self.origin}
-            await self.redis.publish(CHANNEL, orjson.dumps(message))
+            await self.redis.publish(self.channel, orjson.dumps(message))
         return InvalidationCounts(l1_entries=l1, l2_entries=l2)
 
     def _invalidate_l1(self, tags: Iterable[str], patterns: Iterable[str]) -> int:
@@ -464,7 +488,7 @@ class TieredCache:
         while True:
             try:
                 async with self.redis.pubsub() as pubsub:
-                    await pubsub.subscribe(CHANNEL)
+                    await pubsub.subscribe(self.channel)
                     # Messages sent while we were not subscribed are lost: start clean.
                     self.clear_l1()
                     self.subscribed.set()
@@ -500,4 +524,10 @@ def _redis_cache(url: str) -> RedisCache:
         password=parsed.password,
         timeout=None,
         create_connection_timeout=1.0,
+        # A bounded pool that waits for a free connection: a burst of requests must not open
+        # a connection each (Redis refuses past maxclients, and connecting costs more than
+        # waiting a moment).
+        connection_pool_class=BlockingConnectionPool,
+        pool_max_size=REDIS_POOL_SIZE,
+        connection_pool_kwargs={"timeout": 1.0},
     )
