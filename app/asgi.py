@@ -12,6 +12,7 @@ from starlette.routing import Route
 from app.cache.service import CacheService
 from app.graphql_view import PropintelGraphQL
 from app.health import healthz, readyz
+from app.json_endpoint import GraphQLEndpoint
 from app.settings import Profile, Settings, get_settings
 from db.engine import Database, create_engine
 from schema import build_schema
@@ -50,7 +51,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/graphql", GraphQLEndpoint(graphql), methods=["GET", "POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
         ],

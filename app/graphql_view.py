@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import strawberry
@@ -30,6 +30,12 @@ from loaders import create_loaders
 
 logger = logging.getLogger("propintel.graphql")
 PASS_THROUGH = PassThrough()
+
+
+class HeaderSink(Protocol):
+    """Where response headers go: a Starlette response's headers, or a plain dict."""
+
+    def __setitem__(self, key: str, value: str, /) -> None: ...
 
 
 def error_code(error: GraphQLError) -> ErrorCode:
@@ -71,12 +77,18 @@ class PropintelGraphQL(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
+        return await self.build_context(
+            request,  # type: ignore[arg-type]
+            response if isinstance(response, Response) else None,
+        )
+
+    async def build_context(self, request: Request, response: Response | None) -> Context:
         caching = self.caching
         cache: Cache = caching.tiered if caching is not None else PASS_THROUGH
         scope = RequestScope() if caching is not None else None
         return Context(
-            request=request,  # type: ignore[arg-type]
-            response=response if isinstance(response, Response) else None,
+            request=request,
+            response=response,
             db=self.db,
             settings=self.settings,
             loaders=create_loaders(self.db, cache, scope),
@@ -95,50 +107,19 @@ class PropintelGraphQL(GraphQL[Context, None]):
         root_value: None,
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
-        plan = self._plan(request_adapter.method, request_data)
-        caching = self.caching
-        if plan is None or caching is None or context.scope is None:
-            return await self._execute(
-                plan, request, request_adapter, sub_response, context, request_data
+        plan = self.plan_for(
+            request_adapter.method, request_data.query, request_data.operation_name
+        )
+        if plan is not None:
+            assert request_data.query is not None
+            result = await self.answer_with_plan(
+                plan,
+                request_data.query,
+                request_data.operation_name,
+                request_data.variables,
+                context,
+                sub_response.headers,
             )
-        # A query a plan covers: the whole-operation cache answers it when it can.
-        assert request_data.query is not None
-        role = "admin" if context.is_admin else "anonymous"
-        key = caching.operation_key(
-            request_data.query, request_data.operation_name, request_data.variables, role
-        )
-        cached = await caching.cached_operation(key)
-        if cached is not None:
-            sub_response.headers["x-cache"] = "hit"
-            extensions = {"sqlStatements": 0} if self.settings.exposes_debug_info else None
-            return ExecutionResult(data=cached, errors=None, extensions=extensions)
-        sub_response.headers["x-cache"] = "miss"
-        ticket = caching.ticket()
-        result = await self._execute(
-            plan, request, request_adapter, sub_response, context, request_data
-        )
-        if not result.errors and result.data is not None:
-            await caching.store_operation(key, result.data, context.scope, ticket)
-        return result
-
-    def _plan(self, method: HTTPMethod, request_data: GraphQLRequestData) -> OperationPlan | None:
-        if self.compiled is None or request_data.query is None:
-            return None
-        if method == "GET" and not self.allow_queries_via_get:
-            return None
-        return self.compiled.plan(request_data.query, request_data.operation_name)
-
-    async def _execute(
-        self,
-        plan: OperationPlan | None,
-        request: Request,
-        request_adapter: Any,
-        sub_response: Response,
-        context: Context,
-        request_data: GraphQLRequestData,
-    ) -> ExecutionResult:
-        if plan is not None and self.compiled is not None:
-            result = await self.compiled.execute(plan, context, request_data.variables)
             if result is not None:
                 return result
         return await super().execute_single(
@@ -146,9 +127,47 @@ class PropintelGraphQL(GraphQL[Context, None]):
             request_adapter=request_adapter,
             sub_response=sub_response,
             context=context,
-            root_value=None,
+            root_value=root_value,
             request_data=request_data,
         )
+
+    def plan_for(
+        self, method: HTTPMethod, query: str | None, operation_name: str | None
+    ) -> OperationPlan | None:
+        if self.compiled is None or query is None:
+            return None
+        if method == "GET" and not self.allow_queries_via_get:
+            return None
+        return self.compiled.plan(query, operation_name)
+
+    async def answer_with_plan(
+        self,
+        plan: OperationPlan,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, Any] | None,
+        context: Context,
+        headers: HeaderSink,
+    ) -> ExecutionResult | None:
+        """A query a plan covers, from the whole-operation cache or the plan; None when the
+        standard executor must run it (an error to report)."""
+        assert self.compiled is not None
+        caching = self.caching
+        if caching is None or context.scope is None:
+            return await self.compiled.execute(plan, context, variables)
+        role = "admin" if context.is_admin else "anonymous"
+        key = caching.operation_key(query, operation_name, variables, role)
+        cached = await caching.cached_operation(key)
+        if cached is not None:
+            headers["x-cache"] = "hit"
+            extensions = {"sqlStatements": 0} if self.settings.exposes_debug_info else None
+            return ExecutionResult(data=cached, errors=None, extensions=extensions)
+        headers["x-cache"] = "miss"
+        ticket = caching.ticket()
+        result = await self.compiled.execute(plan, context, variables)
+        if result is not None and not result.errors and result.data is not None:
+            await caching.store_operation(key, result.data, context.scope, ticket)
+        return result
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
