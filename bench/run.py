@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import shutil
 import subprocess
 import tempfile
@@ -127,14 +128,25 @@ def server(command: list[str], port: int, env: dict[str, str] | None = None) -> 
             process.kill()
 
 
-def ours(workers: int) -> Any:
+BENCH_ADMIN_KEY = "bench-admin-key-" + os.urandom(8).hex()
+REDIS_URL = os.environ.get("PROPINTEL_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def ours(workers: int, *, cached: bool = False) -> Any:
     env = {
         "DATABASE_URL": DATABASE_URL,
         "PROPINTEL_PROFILE": "prod",
-        "PROPINTEL_CACHE_ENABLED": "false",
+        "PROPINTEL_CACHE_ENABLED": "true" if cached else "false",
         "PROPINTEL_INITIAL_LOAD": "none",
         "PROPINTEL_DB_POOL_SIZE": "16",
     }
+    if cached:
+        env |= {
+            "REDIS_URL": REDIS_URL,
+            "PROPINTEL_CACHE_NAMESPACE": f"bench{os.getpid()}",
+            "ADMIN_API_KEY": BENCH_ADMIN_KEY,
+            "PROPINTEL_CACHE_WARM": "0",
+        }
     command = [
         str(ROOT / ".venv/bin/propintel"),
         "serve",
@@ -429,6 +441,59 @@ def measure(
     return results
 
 
+def zipf_queries(count: int = 2000, draws: int = 5000, exponent: float = 1.1) -> Query:
+    """Q1 over `count` properties drawn with Zipf weights: a realistic skew (a few hot
+    properties, a long tail), replayed as wrk picks bodies uniformly from the draws."""
+    ids = [
+        int(line)
+        for line in psql(
+            "SELECT property_id FROM sales GROUP BY property_id HAVING count(*) >= 3 "
+            f"ORDER BY md5(property_id::text) LIMIT {count}"
+        ).split()
+    ]
+    rng = random.Random(11)
+    weights = [1 / (rank + 1) ** exponent for rank in range(len(ids))]
+    drawn = rng.choices(ids, weights, k=draws)
+    ours_query = f"""query($id: ID!) {{ property(id: $id) {{ {PROPERTY_FIELDS}
+        sales(first: 10) {{ edges {{ node {{ {SALE_FIELDS} }} }} }} }} }}"""
+    peer_query = f"""query($id: BigInt!) {{ propertyById(id: $id) {{ {PROPERTY_FIELDS}
+        salesByPropertyId(first: 10, orderBy: [CONTRACT_DATE_DESC, ID_DESC]) {{ nodes {{ {SALE_FIELDS} }} }} }} }}"""
+    import base64
+
+    return Query(
+        "ZIPF",
+        f"Q1 over {count} properties, Zipf(s={exponent}) replay",
+        [
+            body(ours_query, id=base64.urlsafe_b64encode(f"Property:{i}".encode()).decode())
+            for i in drawn
+        ],
+        [body(peer_query, id=str(i)) for i in drawn],
+        lambda d: ours_property(d["property"]),
+        lambda d: peer_property(d["propertyById"]),
+    )
+
+
+def cache_report(url: str) -> dict[str, Any]:
+    query = """{ cacheStats { tiers { tier hits misses hitRate entries evictions
+        resources { resource hits misses hitRate entries } } } }"""
+    response = httpx.post(
+        url,
+        json={"query": query},
+        headers={"Authorization": f"Bearer {BENCH_ADMIN_KEY}"},
+        timeout=30,
+    ).json()
+    return dict(response["data"]["cacheStats"])
+
+
+def reset_cache(url: str) -> None:
+    httpx.post(
+        url,
+        json={"query": 'mutation { invalidateCache(patterns: ["*"]) { l2Entries } }'},
+        headers={"Authorization": f"Bearer {BENCH_ADMIN_KEY}"},
+        timeout=30,
+    ).raise_for_status()
+
+
 def table(title: str, queries: list[Query], results: dict[str, dict[str, Measurement]]) -> str:
     lines = [
         title,
@@ -447,6 +512,55 @@ def table(title: str, queries: list[Query], results: dict[str, dict[str, Measure
     return "\n".join(lines)
 
 
+def cached_runs(report: dict[str, Any], seconds: float, rounds: int) -> list[str]:
+    """Cache on (L1 + Redis), one process against PostGraphile's one: hot Q1/Q2 (the same
+    request over and over, after warm-up) and a Zipf replay whose hit rate cacheStats gives."""
+    tables = []
+    with ours(1, cached=True) as ours_url, peer(1) as peer_url:
+        log("servers up (cache on)")
+        queries = [q for q in build_queries(ours_url, peer_url) if q.name in {"Q1", "Q2"}]
+        check_same_answers(queries, ours_url, peer_url)
+        hot = measure(queries, ours_url, peer_url, seconds=seconds, rounds=rounds)
+        zipf = zipf_queries()
+        check_same_answers([zipf], ours_url, peer_url)
+        reset_cache(ours_url)
+        before = cache_report(ours_url)
+        replay = measure([zipf], ours_url, peer_url, seconds=seconds, rounds=rounds)
+        after = cache_report(ours_url)
+    hit_rate = _delta_hit_rate(before, after)
+    log(f"ZIPF: whole-operation cache hit rate {hit_rate:.1%} (cacheStats)")
+    report["cases"]["1_process_cached"] = {
+        name: {
+            **{side: {**asdict(m), "rps": round(m.rps, 1)} for side, m in sides.items()},
+            "ratio": round(sides["propintel"].rps / sides["postgraphile"].rps, 3),
+        }
+        for name, sides in {**hot, **replay}.items()
+    }
+    report["cases"]["1_process_cached"]["ZIPF"]["operation_hit_rate"] = round(hit_rate, 4)
+    report["cache_stats_after_replay"] = after
+    tables.append(table("\n1 process each, propintel cache on (hot):", queries, hot))
+    tables.append(table("\nZipf replay, cache on:", [zipf], replay))
+    tables.append(f"ZIPF operation-cache hit rate: {hit_rate:.1%}")
+    return tables
+
+
+def _delta_hit_rate(before: dict[str, Any], after: dict[str, Any]) -> float:
+    """The replay's own hit rate: counters after minus before (warm-up included in both)."""
+
+    def counts(report: dict[str, Any]) -> tuple[int, int]:
+        by_tier = {
+            tier["tier"]: next(r for r in tier["resources"] if r["resource"] == "operation")
+            for tier in report["tiers"]
+        }
+        hits = by_tier["l1"]["hits"] + (by_tier["l2"]["hits"] if "l2" in by_tier else 0)
+        return hits, by_tier["l1"]["hits"] + by_tier["l1"]["misses"]
+
+    hits_before, total_before = counts(before)
+    hits_after, total_after = counts(after)
+    total = total_after - total_before
+    return (hits_after - hits_before) / total if total else 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -454,6 +568,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=6, help="seconds per timed round")
     parser.add_argument("--rounds", type=int, default=2, help="timed rounds per server and query")
     parser.add_argument("--single-only", action="store_true", help="skip the two-worker runs")
+    parser.add_argument("--skip-cached", action="store_true", help="skip the cache-on runs")
     args = parser.parse_args()
 
     started = time.monotonic()
@@ -503,6 +618,8 @@ def main() -> None:
             for query in queries
         }
         tables.append(table(f"\n{workers} process(es) each, uncached:", queries, results))
+    if not args.skip_cached:
+        tables += cached_runs(report, args.duration, args.rounds)
     report["seconds"] = round(time.monotonic() - started, 1)
     out = BENCH / "results" / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
