@@ -304,12 +304,14 @@ class TieredCache:
         generation = self.generation
         started_ms = int(time.time() * 1000)
         # Across processes: take a lease per key; keys leased elsewhere may appear in L2.
-        leased, elsewhere = await self._leases(keys, mine)
+        acquired, elsewhere = await self._leases(keys, mine)
+        leased = list(acquired)
         if elsewhere:
             arrived = await self._wait_for_l2(keys, elsewhere)
             for position, entry in arrived.items():
                 values[position] = entry.value
                 futures[keys[position]].set_result(entry.value)
+            # Not there in time (the other process is slow or gone): load them ourselves.
             leased += [p for p in elsewhere if p not in arrived]
         if not leased:
             return
@@ -318,7 +320,7 @@ class TieredCache:
         try:
             loaded = await load(leased)
         finally:
-            await self._release(keys, leased)
+            await self._release(keys, acquired)
         delta = time.perf_counter() - started
         expires_at = time.time() + ttl
         stored: list[tuple[str, Entry]] = []
@@ -422,23 +424,30 @@ class TieredCache:
         l1 = self._invalidate_l1(tags, patterns)
         l2 = 0
         if self.redis is not None:
-            tag_keys = [self.tag_prefix + tag for tag in tags]
-            for pattern in patterns:
-                tag_keys += [
-                    key.decode() if isinstance(key, bytes) else key
-                    async for key in self.redis.scan_iter(
-                        match=self.tag_prefix + pattern, count=1000
-                    )
-                ]
-            now_ms = int(time.time() * 1000)
-            l2 = int(
-                await self._invalidate_script(
-                    keys=[self.last_invalidation, *tag_keys], args=[now_ms]
-                )
-            )
-            message = {"tags": list(tags), "patterns": list(patterns), "origin": self.origin}
-            await self.redis.publish(self.channel, orjson.dumps(message))
+            try:
+                l2 = await self._invalidate_shared(tags, patterns)
+            except (RedisError, OSError) as error:
+                # The write stands (it has committed); this process dropped its own entries.
+                # Others drop theirs when their pub/sub connection fails (they clear L1) or
+                # when the entries expire. Degraded operation is the resilience issue's.
+                logger.error("shared invalidation failed, %s %s: %s", tags, patterns, error)
         return InvalidationCounts(l1_entries=l1, l2_entries=l2)
+
+    async def _invalidate_shared(self, tags: Sequence[str], patterns: Sequence[str]) -> int:
+        assert self.redis is not None
+        tag_keys = [self.tag_prefix + tag for tag in tags]
+        for pattern in patterns:
+            tag_keys += [
+                key.decode() if isinstance(key, bytes) else key
+                async for key in self.redis.scan_iter(match=self.tag_prefix + pattern, count=1000)
+            ]
+        now_ms = int(time.time() * 1000)
+        dropped = int(
+            await self._invalidate_script(keys=[self.last_invalidation, *tag_keys], args=[now_ms])
+        )
+        message = {"tags": list(tags), "patterns": list(patterns), "origin": self.origin}
+        await self.redis.publish(self.channel, orjson.dumps(message))
+        return dropped
 
     def _invalidate_l1(self, tags: Iterable[str], patterns: Iterable[str]) -> int:
         self.generation += 1
