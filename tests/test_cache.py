@@ -10,8 +10,6 @@ import asyncio
 import contextlib
 import os
 import random
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import date
@@ -32,7 +30,7 @@ from tests.conftest import (
     drop_pg_database,
     settings_for,
 )
-from tests.test_embedded import free_port
+from tests.live import live_server
 
 ADMIN_KEY = "test-admin-key-0123456789"
 REDIS_URL = os.environ.get("PROPINTEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -446,58 +444,28 @@ async def test_embedded_mode_caches_in_l1_without_redis(sqlite_url: str) -> None
         await app.state.db.dispose()
 
 
-@contextlib.contextmanager
-def live_server(url: str) -> Iterator[str]:
+def cache_server(url: str) -> contextlib.AbstractContextManager[str]:
     """`propintel serve` in its own process, on the cache database and the test Redis."""
-    port = free_port()
     settings = cache_settings(url)
-    env = dict(os.environ) | {
-        "DATABASE_URL": url,
-        "REDIS_URL": REDIS_URL,
-        "PROPINTEL_CACHE_NAMESPACE": settings.cache_namespace,
-        "ADMIN_API_KEY": ADMIN_KEY,
-        "PROPINTEL_INITIAL_LOAD": "none",
-        "PROPINTEL_PROFILE": "test",
-        "PROPINTEL_CACHE_WARM": "0",
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "app.cli",
-        "serve",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    return live_server(
+        {
+            "DATABASE_URL": url,
+            "REDIS_URL": REDIS_URL,
+            "PROPINTEL_CACHE_NAMESPACE": settings.cache_namespace,
+            "ADMIN_API_KEY": ADMIN_KEY,
+            "PROPINTEL_INITIAL_LOAD": "none",
+            "PROPINTEL_PROFILE": "test",
+            "PROPINTEL_CACHE_WARM": "0",
+        }
     )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"serve exited: {process.stdout.read() if process.stdout else ''}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("serve did not become ready within 60 s")
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def test_two_server_processes_stay_coherent(cache_database: str) -> None:
     """After recordSale on one server process, the other answers with the new last sale,
     statistics and list within the coherence budget; measured over several writes."""
     with (
-        live_server(cache_database) as writer,
-        live_server(cache_database) as reader,
+        cache_server(cache_database) as writer,
+        cache_server(cache_database) as reader,
         httpx.Client(timeout=10) as http,
     ):
 

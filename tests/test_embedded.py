@@ -4,13 +4,8 @@ loading the most recent years of data on first start, then answering over real H
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,12 +13,7 @@ import httpx
 import pytest
 
 from db.ingest.readers import CSV_COLUMNS
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.live import live_server
 
 
 def slice_file(source: Path, target: Path, locality: str) -> int:
@@ -58,47 +48,14 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(small_data_dir: Path, database: Path) -> Iterator[str]:
-    port = free_port()
     env = {
-        key: value for key, value in os.environ.items() if key not in {"REDIS_URL", "DATABASE_URL"}
-    }
-    env |= {
         "DATABASE_URL": f"sqlite:///{database}",
         "PROPINTEL_DATA_DIR": str(small_data_dir),
         "PROPINTEL_RECENT_YEARS": "2",
     }
-    command = [
-        sys.executable,
-        "-m",
-        "app.cli",
-        "serve",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"serve exited early:\n{process.stdout.read() if process.stdout else ''}"
-                )
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
-        else:
-            pytest.fail("serve did not answer /healthz within 120 s")
+    # The first start loads data before it answers: allow it time.
+    with live_server(env, ready_path="/healthz", timeout=120) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def test_first_start_loads_the_recent_years_and_serves_graphql(server: str, database: Path) -> None:

@@ -1,0 +1,57 @@
+"""`propintel serve` in a process of its own, for tests that need real processes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def live_server(
+    env: Mapping[str, str], *, ready_path: str = "/readyz", timeout: float = 60
+) -> Iterator[str]:
+    """Yields the server's base URL once `ready_path` answers 200; `env` is added to this
+    process's environment minus DATABASE_URL and REDIS_URL (give them in `env`)."""
+    port = free_port()
+    inherited = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}}
+    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
+    command += ["--log-level", "warning"]
+    process = subprocess.Popen(
+        command,
+        env=inherited | dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                output = process.stdout.read() if process.stdout else ""
+                pytest.fail(f"serve exited early:\n{output}")
+            try:
+                if httpx.get(base + ready_path, timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            pytest.fail(f"serve did not answer {ready_path} within {timeout:.0f} s")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
