@@ -500,3 +500,24 @@ def test_two_server_processes_stay_coherent(cache_database: str) -> None:
             assert ask(reader, PRICE_LIST)["properties"]["nodes"][0]["lastSalePrice"] == price
         print(f"reader fresh after the write returned: worst {max(delays) * 1000:.1f} ms")
         assert max(delays) < COHERENCE_BUDGET_S
+
+
+async def test_an_unreachable_redis_degrades_to_l1_and_the_database(cache_database: str) -> None:
+    """Nothing listens on the Redis port: reads still answer (L1 and PostgreSQL), and a write
+    still commits and invalidates this process's entries."""
+    app = create_app(cache_settings(cache_database, REDIS_URL="redis://127.0.0.1:1/0"))
+    try:
+        await app.state.caching.start()
+        first = await post(app, STATS)
+        assert first.status_code == 200
+        assert "errors" not in first.json()
+        assert (await post(app, STATS)).headers["x-cache"] == "hit"  # from L1
+        property_id = await some_property(app)
+        sale = new_sale(property_id, 123_456_789, f"DOWN{os.getpid()}")
+        recorded = (await post(app, RECORD_SALE, ADMIN, input=sale)).json()
+        assert recorded["data"]["recordSale"]["price"] == 123_456_789
+        after = await data(app, PROPERTY, id=property_id)
+        assert after["property"]["lastSale"]["price"] == 123_456_789
+    finally:
+        await app.state.caching.close()
+        await app.state.db.dispose()

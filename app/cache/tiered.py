@@ -508,9 +508,12 @@ class TieredCache:
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # a dropped connection, or anything that broke the loop
-                self.subscribed.clear()
-                self.clear_l1()
-                logger.warning("cache invalidation channel lost (%s); L1 cleared", error)
+                if self.subscribed.is_set():
+                    # Lost: clear once now, and again once resubscribed. Not on every failed
+                    # retry: while Redis is away L1 is what keeps reads fast.
+                    self.subscribed.clear()
+                    self.clear_l1()
+                    logger.warning("cache invalidation channel lost (%s); L1 cleared", error)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
