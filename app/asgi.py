@@ -13,6 +13,7 @@ from app.cache.service import CacheService
 from app.graphql_view import PropintelGraphQL
 from app.health import healthz, readyz
 from app.json_endpoint import GraphQLEndpoint
+from app.resilience.policies import database_dependency, redis_dependency
 from app.settings import Profile, Settings, get_settings
 from db.engine import Database, create_engine
 from schema import build_schema
@@ -20,6 +21,8 @@ from schema import build_schema
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
+    postgresql = database_dependency(settings)
+    redis = redis_dependency(settings)
     db = Database(
         create_engine(
             settings.database_url,
@@ -28,8 +31,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ),
         pool_size=settings.db_pool_size,
         statement_timeout_ms=settings.db_statement_timeout_ms,
+        guard=postgresql.call if settings.database_url.startswith("postgresql") else None,
     )
-    caching = CacheService(settings, db) if settings.cache_enabled else None
+    caching = CacheService(settings, db, redis_guard=redis.call) if settings.cache_enabled else None
     graphql = PropintelGraphQL(
         db=db,
         settings=settings,
@@ -61,6 +65,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.graphql = graphql
     app.state.caching = caching
+    app.state.dependencies = {"postgresql": postgresql, "redis": redis}
     return app
 
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.cache.resources import Ttls
+if TYPE_CHECKING:
+    from app.cache.resources import Ttls
+
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,6 +72,12 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(
         default=5000, ge=100, le=600_000, alias="PROPINTEL_DB_STATEMENT_TIMEOUT_MS"
     )
+    request_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, alias="PROPINTEL_REQUEST_TIMEOUT_S"
+    )
+    """Every call made for one request (and its retries) fits in this."""
+    db_timeout_s: float = Field(default=2.0, gt=0, le=300, alias="PROPINTEL_DB_TIMEOUT_S")
+    redis_timeout_s: float = Field(default=0.25, gt=0, le=60, alias="PROPINTEL_REDIS_TIMEOUT_S")
     cache_enabled: bool = Field(default=True, alias="PROPINTEL_CACHE_ENABLED")
     """Off: no entity cache, no operation cache (the bench's uncached runs)."""
     cache_namespace: str = Field(
@@ -118,6 +127,8 @@ class Settings(BaseSettings):
 
     @property
     def cache_ttls(self) -> Ttls:
+        from app.cache.resources import Ttls  # settings are imported before anything else
+
         return Ttls(
             list=self.cache_ttl_list_s,
             property=self.cache_ttl_property_s,

@@ -8,7 +8,7 @@ the counter of the request it runs for, found through a context variable.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -104,6 +104,10 @@ async def _keep_session(_connection: Any) -> None:
     state, so asyncpg's default reset (a round trip per release) buys nothing."""
 
 
+Guard = Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
+"""Runs a database call under the app's resilience policy."""
+
+
 class Database:
     """The one handle the rest of the code has on the database.
 
@@ -115,9 +119,16 @@ class Database:
     """
 
     def __init__(
-        self, engine: AsyncEngine, *, pool_size: int = 10, statement_timeout_ms: int = 5000
+        self,
+        engine: AsyncEngine,
+        *,
+        pool_size: int = 10,
+        statement_timeout_ms: int = 5000,
+        guard: Guard | None = None,
     ) -> None:
         self.engine = engine
+        self.guard = guard
+        """Wraps every PostgreSQL read (app/resilience: bulkhead, retry, breaker, timeout)."""
         self.dialect: str = engine.dialect.name
         self._pool_size = pool_size
         self._statement_timeout_ms = statement_timeout_ms
@@ -176,8 +187,15 @@ class Database:
             compiled = self._compile(statement, cache=prepared)
             values = {**compiled.defaults, **(params or {})}
             _count_statement(compiled.sql)
-            pool = await self._asyncpg_pool()
-            return await pool.fetch(compiled.sql, *[values[name] for name in compiled.names])  # type: ignore[no-any-return]
+            arguments = [values[name] for name in compiled.names]
+
+            async def fetch() -> Sequence[Any]:
+                pool = await self._asyncpg_pool()
+                return await pool.fetch(compiled.sql, *arguments)  # type: ignore[no-any-return]
+
+            if self.guard is None:
+                return await fetch()
+            return await self.guard(fetch)  # type: ignore[no-any-return]
         async with self.engine.connect() as conn:
             result = await conn.execute(statement, dict(params or {}))
             return result.all()

@@ -22,7 +22,7 @@ from app.cache.tiered import (
     TieredCache,
 )
 from app.settings import Settings
-from db.engine import Database
+from db.engine import Database, Guard
 from db.repositories.localities import busiest_localities
 from db.repositories.properties import PROPERTY_ORDERS
 from db.repositories.stats import StatsWindow
@@ -72,10 +72,13 @@ def property_tags(property_id: int, locality_id: int) -> list[str]:
 
 
 class CacheService:
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, *, redis_guard: Guard | None = None
+    ) -> None:
         self.settings = settings
         self.db = db
         self.tiered = TieredCache(
+            guard=redis_guard,
             ttls=settings.cache_ttls,
             l1_max_entries=settings.cache_l1_max_entries,
             redis_url=settings.redis_url,

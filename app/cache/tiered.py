@@ -42,6 +42,8 @@ from app.cache import codec
 from app.cache.memory import BoundedMemoryCache
 from app.cache.resources import Resource, Ttls
 from app.cache.stats import CacheStatistics
+from app.resilience.dependency import ServiceUnavailable
+from db.engine import Guard
 
 logger = logging.getLogger("propintel.cache")
 
@@ -115,6 +117,12 @@ class _EntrySerializer(BaseSerializer):  # type: ignore[misc]  # aiocache is unt
 
 
 _SERIALIZER = _EntrySerializer()
+
+
+async def _unguarded(call: Callable[[], Awaitable[Any]]) -> Any:
+    return await call()
+
+
 MISSING: Any = object()
 
 
@@ -159,7 +167,11 @@ class TieredCache:
         redis_url: str | None,
         namespace: str = DEFAULT_NAMESPACE,
         statistics: CacheStatistics | None = None,
+        guard: Guard | None = None,
     ) -> None:
+        # Redis calls on the read path go through the resilience policy (timeout, breaker):
+        # a slow or absent Redis costs a bounded wait, then nothing while the breaker is open.
+        self.guard: Guard = guard or _unguarded
         self.ttls = ttls
         # Every Redis key and the channel start with the namespace: deployments (or test
         # runs) sharing one Redis never see each other's entries or invalidations.
@@ -239,8 +251,8 @@ class TieredCache:
     ) -> list[int]:
         assert self.l2 is not None
         try:
-            found = await self.l2.multi_get([keys[i] for i in missing])
-        except (RedisError, OSError) as error:
+            found = await self.guard(lambda: self.l2.multi_get([keys[i] for i in missing]))  # type: ignore[union-attr]
+        except (RedisError, OSError, ServiceUnavailable) as error:
             logger.warning("L2 read failed, reading through: %s", error)
             self.statistics.count("l2", resource, hits=0, misses=len(missing), errors=1)
             return missing
@@ -337,12 +349,17 @@ class TieredCache:
     async def _leases(self, keys: list[str], positions: list[int]) -> tuple[list[int], list[int]]:
         if self.redis is None:
             return list(positions), []
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
+        redis = self.redis
+
+        async def lease() -> list[Any]:
+            async with redis.pipeline(transaction=False) as pipe:
                 for position in positions:
                     pipe.set(self.lease_prefix + keys[position], self.origin, nx=True, px=LEASE_MS)
-                granted = await pipe.execute()
-        except (RedisError, OSError):
+                return list(await pipe.execute())
+
+        try:
+            granted = await self.guard(lease)
+        except (RedisError, OSError, ServiceUnavailable):
             return list(positions), []
         leased = [p for p, ok in zip(positions, granted, strict=True) if ok]
         elsewhere = [p for p, ok in zip(positions, granted, strict=True) if not ok]
@@ -381,11 +398,10 @@ class TieredCache:
         for _key, entry in stored:
             arguments += [_SERIALIZER.dumps(entry), len(entry.tags)]
             arguments += [self.tag_prefix + tag for tag in entry.tags]
+        keys = [self.last_invalidation, *(key for key, _ in stored)]
         try:
-            await self._store_script(
-                keys=[self.last_invalidation, *(key for key, _ in stored)], args=arguments
-            )
-        except (RedisError, OSError) as error:
+            await self.guard(lambda: self._store_script(keys=keys, args=arguments))
+        except (RedisError, OSError, ServiceUnavailable) as error:
             logger.warning("L2 write failed: %s", error)
 
     # -- single values stored by the caller (the whole-operation cache) ----------------------

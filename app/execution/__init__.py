@@ -14,6 +14,7 @@ from strawberry.types import ExecutionResult
 from app.context import Context
 from app.execution.plan import OperationPlan, compile_operation
 from app.execution.run import Fallback, execute_plan
+from app.resilience.dependency import ServiceUnavailable
 from db.engine import count_statements
 
 logger = logging.getLogger("propintel.execution")
@@ -55,6 +56,11 @@ class CompiledExecutor:
                 data = await execute_plan(plan, self.schema, context, variables)
             self.counts.compiled += 1
             return ExecutionResult(data=data, errors=None, extensions={"sqlStatements": log.count})
+        except ServiceUnavailable as error:
+            # A dependency is down or slow: running the operation again would only wait
+            # again. Answer now, with the code and the retry hint.
+            self.counts.compiled += 1
+            return ExecutionResult(data=None, errors=[error])
         except Exception as error:  # the standard executor reports it, with its path and code
             self.counts.fallbacks += 1
             if not isinstance(error, Fallback):

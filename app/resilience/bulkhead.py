@@ -1,0 +1,85 @@
+"""Bulkhead: at most `max_concurrent` calls at once, at most `max_waiting` callers waiting
+for a slot, each for at most `max_wait_s`. A full bulkhead refuses at once (`BulkheadFull`),
+so a slow dependency costs a bounded number of stuck requests, not all of them."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from enum import Enum
+from types import TracebackType
+
+
+class BulkheadFull(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"bulkhead {name} is full")
+        self.name = name
+
+
+@dataclass(frozen=True, slots=True)
+class BulkheadConfig:
+    max_concurrent: int
+    max_waiting: int
+    max_wait_s: float
+
+    def __post_init__(self) -> None:
+        if self.max_concurrent < 1 or self.max_waiting < 0 or self.max_wait_s < 0:
+            raise ValueError("bulkhead: max_concurrent >= 1, max_waiting >= 0, max_wait_s >= 0")
+
+
+class Preset(Enum):
+    """Sizes by the kind of work behind the bulkhead."""
+
+    FAST = BulkheadConfig(max_concurrent=200, max_waiting=200, max_wait_s=0.05)
+    NORMAL = BulkheadConfig(max_concurrent=50, max_waiting=100, max_wait_s=0.5)
+    SLOW = BulkheadConfig(max_concurrent=10, max_waiting=20, max_wait_s=2.0)
+    EXTERNAL_API = BulkheadConfig(max_concurrent=20, max_waiting=20, max_wait_s=1.0)
+    DATABASE = BulkheadConfig(max_concurrent=32, max_waiting=256, max_wait_s=1.0)
+    ML_OPERATIONS = BulkheadConfig(max_concurrent=2, max_waiting=16, max_wait_s=2.0)
+
+
+class Bulkhead:
+    def __init__(self, name: str, config: BulkheadConfig) -> None:
+        self.name = name
+        self.config = config
+        self.active = 0
+        self.waiting = 0
+        self.rejected = 0
+        self._slots = asyncio.Semaphore(config.max_concurrent)
+
+    async def __aenter__(self) -> None:
+        if not self._slots.locked():  # the usual case: a free slot, no suspension
+            await self._slots.acquire()
+            self.active += 1
+            return
+        if self.waiting >= self.config.max_waiting or self.config.max_wait_s == 0:
+            self.rejected += 1
+            raise BulkheadFull(self.name)
+        self.waiting += 1
+        try:
+            async with asyncio.timeout(self.config.max_wait_s):
+                await self._slots.acquire()
+        except TimeoutError:
+            self.rejected += 1
+            raise BulkheadFull(self.name) from None
+        finally:
+            self.waiting -= 1
+        self.active += 1
+
+    async def __aexit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        self.active -= 1
+        self._slots.release()
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "active": self.active,
+            "waiting": self.waiting,
+            "max_concurrent": self.config.max_concurrent,
+            "rejected": self.rejected,
+        }
