@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -104,8 +104,13 @@ async def _keep_session(_connection: Any) -> None:
     state, so asyncpg's default reset (a round trip per release) buys nothing."""
 
 
-Guard = Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
-"""Runs a database call under the app's resilience policy."""
+class Guard(Protocol):
+    """Runs a call under a dependency's resilience policy (app/resilience): the call gets the
+    seconds it may take; `self_timed` says it enforces them itself."""
+
+    def __call__(
+        self, operation: Callable[[float], Awaitable[Any]], *, self_timed: bool = ...
+    ) -> Awaitable[Any]: ...
 
 
 class Database:
@@ -189,13 +194,13 @@ class Database:
             _count_statement(compiled.sql)
             arguments = [values[name] for name in compiled.names]
 
-            async def fetch() -> Sequence[Any]:
+            async def fetch(budget: float | None) -> Sequence[Any]:
                 pool = await self._asyncpg_pool()
-                return await pool.fetch(compiled.sql, *arguments)  # type: ignore[no-any-return]
+                return await pool.fetch(compiled.sql, *arguments, timeout=budget)  # type: ignore[no-any-return]
 
             if self.guard is None:
-                return await fetch()
-            return await self.guard(fetch)  # type: ignore[no-any-return]
+                return await fetch(None)
+            return await self.guard(fetch, self_timed=True)  # type: ignore[no-any-return]
         async with self.engine.connect() as conn:
             result = await conn.execute(statement, dict(params or {}))
             return result.all()

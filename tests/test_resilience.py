@@ -145,7 +145,7 @@ async def test_dependency_retries_transient_errors_then_succeeds() -> None:
     dependency = Dependency("db", DependencyConfig(timeout_s=1, retry=Retry.STANDARD))
     attempts = 0
 
-    async def flaky() -> str:
+    async def flaky(_budget: float) -> str:
         nonlocal attempts
         attempts += 1
         if attempts < 3:
@@ -165,7 +165,7 @@ async def test_dependency_fails_fast_when_open_and_within_the_deadline() -> None
     )
     dependency = Dependency("db", config)
 
-    async def hang() -> None:
+    async def hang(_budget: float) -> None:
         await asyncio.sleep(10)
 
     for _ in range(2):
@@ -190,7 +190,7 @@ async def test_caller_errors_pass_through_and_do_not_trip() -> None:
         "db", DependencyConfig(timeout_s=1, breaker=BreakerConfig(minimum_calls=1))
     )
 
-    async def bad_input() -> None:
+    async def bad_input(_budget: float) -> None:
         raise ValueError("not the dependency's fault")
 
     for _ in range(5):

@@ -119,8 +119,10 @@ class _EntrySerializer(BaseSerializer):  # type: ignore[misc]  # aiocache is unt
 _SERIALIZER = _EntrySerializer()
 
 
-async def _unguarded(call: Callable[[], Awaitable[Any]]) -> Any:
-    return await call()
+async def _unguarded(
+    operation: Callable[[float], Awaitable[Any]], *, self_timed: bool = False
+) -> Any:
+    return await operation(math.inf)
 
 
 MISSING: Any = object()
@@ -251,7 +253,7 @@ class TieredCache:
     ) -> list[int]:
         assert self.l2 is not None
         try:
-            found = await self.guard(lambda: self.l2.multi_get([keys[i] for i in missing]))  # type: ignore[union-attr]
+            found = await self.guard(lambda _budget: self.l2.multi_get([keys[i] for i in missing]))  # type: ignore[union-attr]
         except (RedisError, OSError, ServiceUnavailable) as error:
             logger.warning("L2 read failed, reading through: %s", error)
             self.statistics.count("l2", resource, hits=0, misses=len(missing), errors=1)
@@ -351,7 +353,7 @@ class TieredCache:
             return list(positions), []
         redis = self.redis
 
-        async def lease() -> list[Any]:
+        async def lease(_budget: float) -> list[Any]:
             async with redis.pipeline(transaction=False) as pipe:
                 for position in positions:
                     pipe.set(self.lease_prefix + keys[position], self.origin, nx=True, px=LEASE_MS)
@@ -400,7 +402,7 @@ class TieredCache:
             arguments += [self.tag_prefix + tag for tag in entry.tags]
         keys = [self.last_invalidation, *(key for key, _ in stored)]
         try:
-            await self.guard(lambda: self._store_script(keys=keys, args=arguments))
+            await self.guard(lambda _budget: self._store_script(keys=keys, args=arguments))
         except (RedisError, OSError, ServiceUnavailable) as error:
             logger.warning("L2 write failed: %s", error)
 

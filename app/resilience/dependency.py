@@ -73,18 +73,22 @@ class Dependency:
 
     async def call(
         self,
-        operation: Callable[[], Awaitable[T]],
+        operation: Callable[[float], Awaitable[T]],
         *,
         is_failure: Callable[[BaseException], bool] = is_dependency_failure,
+        self_timed: bool = False,
     ) -> T:
+        """Runs `operation(budget_s)`. With `self_timed` the operation enforces the budget
+        itself (asyncpg's own timeout is far cheaper than an asyncio.timeout scope) and must
+        raise TimeoutError past it; otherwise an asyncio.timeout scope enforces it."""
         try:
             async with self.bulkhead:
                 try:
-                    return await self._attempt(operation, is_failure)
+                    return await self._attempt(operation, is_failure, self_timed)
                 except Exception as error:
                     if not is_transient(error) or self.config.retry is Retry.NONE:
                         raise
-                return await self._retry(operation, is_failure)
+                return await self._retry(operation, is_failure, self_timed)
         except BulkheadFull:
             raise ServiceUnavailable(self.name, "too many calls waiting", 1.0) from None
         except CircuitOpen as error:
@@ -99,7 +103,10 @@ class Dependency:
             raise
 
     async def _retry(
-        self, operation: Callable[[], Awaitable[T]], is_failure: Callable[[BaseException], bool]
+        self,
+        operation: Callable[[float], Awaitable[T]],
+        is_failure: Callable[[BaseException], bool],
+        self_timed: bool,
     ) -> T:
         """The first attempt failed transiently: stamina's backoff for the rest, within the
         request's deadline."""
@@ -114,11 +121,14 @@ class Dependency:
         ):
             with attempt:
                 self.retries += 1
-                return await self._attempt(operation, is_failure)
+                return await self._attempt(operation, is_failure, self_timed)
         raise AssertionError("stamina either returns or raises")  # pragma: no cover
 
     async def _attempt(
-        self, operation: Callable[[], Awaitable[T]], is_failure: Callable[[BaseException], bool]
+        self,
+        operation: Callable[[float], Awaitable[T]],
+        is_failure: Callable[[BaseException], bool],
+        self_timed: bool,
     ) -> T:
         self.breaker.acquire()
         budget = min(self.config.timeout_s, remaining(default=self.config.timeout_s))
@@ -127,8 +137,11 @@ class Dependency:
             self.breaker.record_ignored()
             raise TimeoutError
         try:
-            async with asyncio.timeout(budget):
-                result = await operation()
+            if self_timed:
+                result = await operation(budget)
+            else:
+                async with asyncio.timeout(budget):
+                    result = await operation(budget)
         except TimeoutError:
             self.timeouts += 1
             self.breaker.record_failure(self.clock() - started)
