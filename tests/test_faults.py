@@ -1,0 +1,75 @@
+"""Fault tests with the real services behind a TCP proxy the test cuts and restores."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+
+from app.asgi import create_app
+from tests.proxy import Proxy
+from tests.test_cache import (  # cache_database: the fixture, used by this module too
+    PRICE_LIST,
+    PROPERTY,
+    STATS,
+    cache_database,  # noqa: F401
+    cache_settings,
+    post,
+)
+
+
+@pytest.fixture
+async def database_behind_proxy(
+    cache_database: str,  # noqa: F811 (the fixture imported above)
+) -> AsyncIterator[tuple[Starlette, Proxy]]:
+    proxy = Proxy("127.0.0.1", 5432)
+    await proxy.start()
+    url = cache_database.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    assert url != cache_database
+    app = create_app(cache_settings(url, REDIS_URL=None))
+    await app.state.caching.start()
+    try:
+        yield app, proxy
+    finally:
+        await proxy.cut()
+        await app.state.caching.close()
+        await app.state.db.dispose()
+
+
+def codes(body: dict[str, Any]) -> list[str]:
+    return [e["extensions"]["code"] for e in body.get("errors", [])]
+
+
+async def test_database_cut_cached_answers_stay_uncached_fail_fast_then_recover(
+    database_behind_proxy: tuple[Starlette, Proxy],
+) -> None:
+    app, proxy = database_behind_proxy
+    cached = (await post(app, STATS)).json()
+    assert "errors" not in cached
+    property_id = (await post(app, PRICE_LIST)).json()["data"]["properties"]["nodes"][0]["id"]
+
+    await proxy.cut()
+    # From the cache, no database needed:
+    assert (await post(app, STATS)).json()["data"] == cached["data"]
+    slowest = 0.0
+    for _ in range(5):
+        started = time.perf_counter()
+        body = (await post(app, PROPERTY, id=property_id)).json()
+        slowest = max(slowest, time.perf_counter() - started)
+        assert codes(body) == ["SERVICE_UNAVAILABLE"]
+        assert body["errors"][0]["extensions"]["retryAfterSeconds"] > 0
+    assert slowest < 0.25, f"an uncached request took {slowest * 1000:.0f} ms"
+
+    await proxy.restore()
+    started = time.perf_counter()
+    while True:
+        body = (await post(app, PROPERTY, id=property_id)).json()
+        if "errors" not in body:
+            break
+        assert time.perf_counter() - started < 5, "no recovery within 5 s"
+        await asyncio.sleep(0.05)
+    assert body["data"]["property"]["id"] == property_id
