@@ -22,4 +22,7 @@ async def test_readyz_is_503_when_the_database_is_unreachable() -> None:
         ready = await client.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["database"]["status"] == "down"
+        breaker = ready.json()["dependencies"]["postgresql"]["breaker"]
+        assert breaker["state"] == "CLOSED"
+        assert breaker["calls"] >= 1
     await app.state.db.dispose()
