@@ -24,6 +24,7 @@ from app.context import Context
 from app.errors import ErrorCode
 from app.execution import CompiledExecutor
 from app.execution.plan import OperationPlan
+from app.resilience.deadline import deadline_in
 from app.settings import Profile, Settings
 from db.engine import Database
 from loaders import create_loaders
@@ -99,6 +100,21 @@ class PropintelGraphQL(GraphQL[Context, None]):
         )
 
     async def execute_single(
+        self,
+        request: Request,
+        request_adapter: Any,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        # Every dependency call made for this operation (and its retries) fits in this.
+        with deadline_in(self.settings.request_timeout_s):
+            return await self._execute_single(
+                request, request_adapter, sub_response, context, root_value, request_data
+            )
+
+    async def _execute_single(
         self,
         request: Request,
         request_adapter: Any,

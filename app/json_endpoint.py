@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
 from app.graphql_view import PropintelGraphQL
+from app.resilience.deadline import deadline_in
 
 _JSON = b"application/json"
 
@@ -46,9 +47,10 @@ class GraphQLEndpoint:
         request = Request(scope, replay)
         context = await self.view.build_context(request, None)
         headers: dict[str, str] = {}
-        result = await self.view.answer_with_plan(
-            plan, query, operation_name, variables, context, headers
-        )
+        with deadline_in(self.view.settings.request_timeout_s):
+            result = await self.view.answer_with_plan(
+                plan, query, operation_name, variables, context, headers
+            )
         if result is None:  # an error to report: the view runs it and formats it
             await self.view(scope, _replay(body), send)
             return

@@ -73,3 +73,15 @@ async def test_database_cut_cached_answers_stay_uncached_fail_fast_then_recover(
         assert time.perf_counter() - started < 5, "no recovery within 5 s"
         await asyncio.sleep(0.05)
     assert body["data"]["property"]["id"] == property_id
+
+
+async def test_the_request_deadline_bounds_every_database_call(cache_database: str) -> None:  # noqa: F811
+    """With a deadline shorter than any round trip, an uncached query is refused as
+    SERVICE_UNAVAILABLE (through the JSON front door and through Strawberry's view)."""
+    app = create_app(cache_settings(cache_database, PROPINTEL_REQUEST_TIMEOUT_S=0.000001))
+    try:
+        for accept in ("application/json", "application/graphql-response+json"):
+            response = await post(app, PRICE_LIST, {"accept": accept})
+            assert codes(response.json()) == ["SERVICE_UNAVAILABLE"], accept
+    finally:
+        await app.state.db.dispose()
