@@ -33,6 +33,15 @@ logger = logging.getLogger("propintel.graphql")
 PASS_THROUGH = PassThrough()
 
 
+def _unavailable(error: GraphQLError) -> bool:
+    return (error.extensions or {}).get("code") == ErrorCode.SERVICE_UNAVAILABLE.value
+
+
+def _stale_extensions(age_s: float) -> dict[str, Any]:
+    """How clients learn an answer is stale: `extensions.stale.secondsPastTtl`."""
+    return {"stale": {"secondsPastTtl": round(age_s, 1)}}
+
+
 class HeaderSink(Protocol):
     """Where response headers go: a Starlette response's headers, or a plain dict."""
 
@@ -181,7 +190,23 @@ class PropintelGraphQL(GraphQL[Context, None]):
         headers["x-cache"] = "miss"
         ticket = caching.ticket()
         result = await self.compiled.execute(plan, context, variables)
-        if result is not None and not result.errors and result.data is not None:
+        if result is None:
+            return None
+        if result.errors:
+            if all(_unavailable(error) for error in result.errors):
+                # Stale-if-error: the last good answer, marked, rather than no answer.
+                stale = await caching.stale_operation(key)
+                if stale is not None:
+                    headers["x-cache"] = "stale"
+                    return ExecutionResult(
+                        data=stale[0], errors=None, extensions=_stale_extensions(stale[1])
+                    )
+            return result
+        if context.scope.stale_s > 0:  # built from stale entries: say so, do not store it
+            headers["x-cache"] = "stale"
+            extensions = {**(result.extensions or {}), **_stale_extensions(context.scope.stale_s)}
+            return ExecutionResult(data=result.data, errors=None, extensions=extensions)
+        if result.data is not None:
             await caching.store_operation(key, result.data, context.scope, ticket)
         return result
 

@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     )
     cache_ttl_trending_s: float = Field(default=600, gt=0, alias="PROPINTEL_CACHE_TTL_TRENDING_S")
     cache_ttl_operation_s: float = Field(default=300, gt=0, alias="PROPINTEL_CACHE_TTL_OPERATION_S")
+    cache_stale_if_error_s: float = Field(
+        default=600, ge=0, le=86_400, alias="PROPINTEL_CACHE_STALE_IF_ERROR_S"
+    )
+    """How long past its TTL a cached value may still be served while its source is down."""
     cache_warm_localities: int = Field(default=20, ge=0, le=1000, alias="PROPINTEL_CACHE_WARM")
     """How many of the busiest localities to warm at startup (0: none)."""
     admin_api_key: SecretStr | None = Field(default=None, alias="ADMIN_API_KEY")

@@ -21,16 +21,26 @@ from tests.test_cache import (  # cache_database: the fixture, used by this modu
     post,
 )
 
+SHORT_TTLS = {
+    f"PROPINTEL_CACHE_TTL_{kind}_S": 0.3
+    for kind in ("LIST", "PROPERTY", "HISTORY", "STATS", "STATIC", "OPERATION")
+}
 
-@pytest.fixture
+
+@pytest.fixture(params=["fresh", "expired"])
 async def database_behind_proxy(
+    request: pytest.FixtureRequest,
     cache_database: str,  # noqa: F811 (the fixture imported above)
 ) -> AsyncIterator[tuple[Starlette, Proxy]]:
+    """The app reaches PostgreSQL through a proxy the test can cut. `expired`: TTLs so short
+    that every cached answer is past its TTL by the time the database is cut."""
     proxy = Proxy("127.0.0.1", 5432)
     await proxy.start()
     url = cache_database.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
     assert url != cache_database
-    app = create_app(cache_settings(url, REDIS_URL=None))
+    ttls = SHORT_TTLS if request.param == "expired" else {}
+    app = create_app(cache_settings(url, REDIS_URL=None, **ttls))
+    app.state.ttl_case = request.param
     await app.state.caching.start()
     try:
         yield app, proxy
@@ -52,9 +62,21 @@ async def test_database_cut_cached_answers_stay_uncached_fail_fast_then_recover(
     assert "errors" not in cached
     property_id = (await post(app, PRICE_LIST)).json()["data"]["properties"]["nodes"][0]["id"]
 
+    other_fields = "query($id: ID!) { property(id: $id) { id lastSalePrice } }"
+    assert "errors" not in (await post(app, other_fields, id=property_id)).json()
+
     await proxy.cut()
-    # From the cache, no database needed:
-    assert (await post(app, STATS)).json()["data"] == cached["data"]
+    if app.state.ttl_case == "expired":
+        await asyncio.sleep(0.4)  # everything cached is now past its TTL
+    # From the cache, no database needed (past its TTL: served stale, and marked so).
+    served = await post(app, STATS)
+    assert served.json()["data"] == cached["data"]
+    stale = served.json().get("extensions", {}).get("stale")
+    if app.state.ttl_case == "expired":
+        assert served.headers["x-cache"] == "stale"
+        assert stale["secondsPastTtl"] >= 0
+    else:
+        assert stale is None
     slowest = 0.0
     for _ in range(5):
         started = time.perf_counter()

@@ -83,6 +83,7 @@ class CacheService:
             l1_max_entries=settings.cache_l1_max_entries,
             redis_url=settings.redis_url,
             namespace=settings.cache_namespace,
+            stale_if_error_s=settings.cache_stale_if_error_s,
         )
         self._warming: asyncio.Task[None] | None = None
 
@@ -111,6 +112,11 @@ class CacheService:
     async def cached_operation(self, key: str) -> dict[str, Any] | None:
         value = await self.tiered.get(Resource.OPERATION, key)
         return None if value is MISSING else value
+
+    async def stale_operation(self, key: str) -> tuple[dict[str, Any], float] | None:
+        """A cached response past its TTL (stale-if-error), with its age past the TTL."""
+        value, age = await self.tiered.get_stale(Resource.OPERATION, key)
+        return None if value is MISSING else (value, age)
 
     def ticket(self) -> LoadTicket:
         return self.tiered.ticket()

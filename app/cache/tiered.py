@@ -135,6 +135,8 @@ class RequestScope:
 
     tags: set[str] = field(default_factory=set)
     ttl: float = math.inf
+    stale_s: float = 0.0
+    """How far past its TTL the stalest value served was (stale-if-error); 0: all fresh."""
 
     def record(self, resource_ttl: float, tags: Iterable[str]) -> None:
         self.tags.update(tags)
@@ -170,7 +172,11 @@ class TieredCache:
         namespace: str = DEFAULT_NAMESPACE,
         statistics: CacheStatistics | None = None,
         guard: Guard | None = None,
+        stale_if_error_s: float = 0.0,
     ) -> None:
+        # Entries are kept this long past their TTL, and served only when reloading them
+        # fails because a dependency is unavailable (the response then says how stale).
+        self.stale_if_error_s = stale_if_error_s
         # Redis calls on the read path go through the resilience policy (timeout, breaker):
         # a slow or absent Redis costs a bounded wait, then nothing while the breaker is open.
         self.guard: Guard = guard or _unguarded
@@ -215,24 +221,47 @@ class TieredCache:
         ttl = self.ttls.of(resource)
         full_keys = [f"{self.value_prefix}{resource.value}:{key}" for key in keys]
         values: list[Any] = [None] * len(keys)
-        missing = self._from_l1(resource, full_keys, values)
+        stale: dict[int, Entry] = {}
+        missing = self._from_l1(resource, full_keys, values, stale)
         if missing and self.l2 is not None:
-            missing = await self._from_l2(resource, full_keys, values, missing)
+            missing = await self._from_l2(resource, full_keys, values, missing, stale)
             # While we waited for Redis another request may have loaded these keys.
             missing = self._recheck_l1(full_keys, values, missing)
         if missing:
-            await self._load(resource, ttl, full_keys, values, missing, load, tags)
+            try:
+                await self._load(resource, ttl, full_keys, values, missing, load, tags)
+            except ServiceUnavailable:
+                if not all(position in stale for position in missing):
+                    raise
+                # Stale-if-error: what we had, past its TTL, rather than an error.
+                now = time.time()
+                for position in missing:
+                    values[position] = stale[position].value
+                if scope is not None:
+                    age = max(now - stale[position].expires_at for position in missing)
+                    scope.stale_s = max(scope.stale_s, age, 0.0)
+                self.statistics.count("stale", resource, hits=len(missing), misses=0)
         if scope is not None:
             scope.record(ttl, (tag for i, v in enumerate(values) for tag in tags(i, v)))
         return values
 
-    def _from_l1(self, resource: Resource, keys: list[str], values: list[Any]) -> list[int]:
+    def _from_l1(
+        self,
+        resource: Resource,
+        keys: list[str],
+        values: list[Any],
+        stale: dict[int, Entry] | None = None,
+    ) -> list[int]:
         now = time.time()
         missing: list[int] = []
         found = self.l1.peek_many(keys)
         for position, entry in enumerate(found):
-            if entry is None or entry.refresh_early(now):
+            if entry is None:
                 missing.append(position)
+            elif entry.refresh_early(now):  # expired, or chosen for early refresh
+                missing.append(position)
+                if stale is not None:
+                    stale[position] = entry
             else:
                 values[position] = entry.value
         self.statistics.count("l1", resource, hits=len(keys) - len(missing), misses=len(missing))
@@ -249,7 +278,12 @@ class TieredCache:
         return still_missing
 
     async def _from_l2(
-        self, resource: Resource, keys: list[str], values: list[Any], missing: list[int]
+        self,
+        resource: Resource,
+        keys: list[str],
+        values: list[Any],
+        missing: list[int],
+        stale: dict[int, Entry] | None = None,
     ) -> list[int]:
         assert self.l2 is not None
         try:
@@ -262,8 +296,12 @@ class TieredCache:
         still_missing: list[int] = []
         promote: list[tuple[str, Entry]] = []
         for position, entry in zip(missing, found, strict=True):
-            if entry is None or entry.refresh_early(now):
+            if entry is None:
                 still_missing.append(position)
+            elif entry.refresh_early(now):
+                still_missing.append(position)
+                if stale is not None and position not in stale:
+                    stale[position] = entry
             else:
                 values[position] = entry.value
                 promote.append((keys[position], entry))
@@ -396,7 +434,8 @@ class TieredCache:
     async def _store_l2(self, stored: list[tuple[str, Entry]], ttl: float, started_ms: int) -> None:
         if self.redis is None or not stored:
             return
-        arguments: list[Any] = [started_ms - CLOCK_SKEW_MARGIN_MS, int(ttl * 1000)]
+        kept_ms = int((ttl + self.stale_if_error_s) * 1000)
+        arguments: list[Any] = [started_ms - CLOCK_SKEW_MARGIN_MS, kept_ms]
         for _key, entry in stored:
             arguments += [_SERIALIZER.dumps(entry), len(entry.tags)]
             arguments += [self.tag_prefix + tag for tag in entry.tags]
@@ -421,6 +460,21 @@ class TieredCache:
         if missing and self.l2 is not None:
             missing = await self._from_l2(resource, [full_key], values, missing)
         return MISSING if missing else values[0]
+
+    async def get_stale(self, resource: Resource, key: str) -> tuple[Any, float]:
+        """The value under `key` even past its TTL (within the stale-if-error window), and
+        how many seconds past it; (MISSING, 0) when there is none."""
+        full_key = f"{self.value_prefix}{resource.value}:{key}"
+        stale: dict[int, Entry] = {}
+        values: list[Any] = [None]
+        missing = self._from_l1(resource, [full_key], values, stale)
+        if missing and 0 not in stale and self.l2 is not None:
+            missing = await self._from_l2(resource, [full_key], values, missing, stale)
+        if not missing:
+            return values[0], 0.0
+        if 0 in stale:
+            return stale[0].value, max(0.0, time.time() - stale[0].expires_at)
+        return MISSING, 0.0
 
     async def put(
         self, resource: Resource, key: str, value: Any, tags: Iterable[str], ticket: LoadTicket
@@ -480,7 +534,7 @@ class TieredCache:
         self.l1.clear_now()
 
     def _put_l1(self, key: str, entry: Entry, ttl: float) -> None:
-        self.l1.put(key, entry, ttl)
+        self.l1.put(key, entry, ttl + self.stale_if_error_s)
         self._forget_tags(key)
         self._l1_key_tags[key] = entry.tags
         for tag in entry.tags:
