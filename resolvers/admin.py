@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import strawberry
 
@@ -89,3 +90,33 @@ async def cache_stats(info: Info) -> Statistics:
     if caching is None:
         return Statistics(enabled=False, tiers=[])
     return Statistics(enabled=True, tiers=await caching.report())
+
+
+@dataclass(frozen=True, slots=True)
+class _Status:
+    """Attribute access over a dependency snapshot (the GraphQL types read attributes)."""
+
+    name: str
+    breaker: object
+    bulkhead: object
+    retries: int
+    timeouts: int
+
+
+async def resilience_status(info: Info) -> list[_Status]:
+    """Breakers, bulkheads, retries and timeouts of this process's dependencies (admin)."""
+    require_admin(info)
+    dependencies = getattr(info.context.request.app.state, "dependencies", {})
+    statuses = []
+    for dependency in dependencies.values():
+        snapshot = dependency.snapshot()
+        statuses.append(
+            _Status(
+                name=snapshot["name"],
+                breaker=SimpleNamespace(**snapshot["breaker"]),
+                bulkhead=SimpleNamespace(**snapshot["bulkhead"]),
+                retries=snapshot["retries"],
+                timeouts=snapshot["timeouts"],
+            )
+        )
+    return statuses

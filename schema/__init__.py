@@ -10,7 +10,7 @@ from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from db.records import LocalityRecord, Page, PropertyRecord, SaleRecord
 from resolvers import admin as admin_resolvers
 from resolvers import localities, mutations, node, properties
-from schema.admin import CacheStats, InvalidationResult, WarmResult
+from schema.admin import CacheStats, DependencyStatus, InvalidationResult, WarmResult
 from schema.errors import PropintelSchema
 from schema.extensions import SqlStatementCount
 from schema.inputs import RecordSaleInput, UpdatePropertyInput  # noqa: F401 (schema types)
@@ -38,6 +38,11 @@ class Query:
         resolver=admin_resolvers.cache_stats,
         graphql_type=CacheStats,
         description="Cache counters per tier and resource type (admin).",
+    )
+    resilience_status: object = strawberry.field(
+        resolver=admin_resolvers.resilience_status,
+        graphql_type=list[DependencyStatus],
+        description="Circuit breakers, bulkheads, retries and timeouts per dependency (admin).",
     )
 
 

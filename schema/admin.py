@@ -44,3 +44,29 @@ class CacheTierStats:
 class CacheStats:
     enabled: bool
     tiers: list[CacheTierStats]
+
+
+@strawberry.type(description="A circuit breaker: its state and its sliding window's rates.")
+class BreakerStatus:
+    state: str
+    calls: int
+    failure_rate: float = strawberry.field(description="Percent of the window's calls.")
+    slow_call_rate: float
+    rejected: int = strawberry.field(description="Calls refused while OPEN or HALF_OPEN.")
+
+
+@strawberry.type(description="A bulkhead: calls running and waiting now, and refusals so far.")
+class BulkheadStatus:
+    active: int
+    waiting: int
+    max_concurrent: int
+    rejected: int
+
+
+@strawberry.type(description="One guarded dependency of this process.")
+class DependencyStatus:
+    name: str
+    breaker: BreakerStatus
+    bulkhead: BulkheadStatus
+    retries: int
+    timeouts: int

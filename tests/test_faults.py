@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from app.asgi import create_app
 from tests.proxy import Proxy
 from tests.test_cache import (  # cache_database: the fixture, used by this module too
+    ADMIN,
     PRICE_LIST,
     PROPERTY,
     STATS,
@@ -85,6 +86,16 @@ async def test_database_cut_cached_answers_stay_uncached_fail_fast_then_recover(
         assert codes(body) == ["SERVICE_UNAVAILABLE"]
         assert body["errors"][0]["extensions"]["retryAfterSeconds"] > 0
     assert slowest < 0.25, f"an uncached request took {slowest * 1000:.0f} ms"
+
+    status_query = """{ resilienceStatus { name retries timeouts
+        breaker { state calls failureRate slowCallRate rejected }
+        bulkhead { active waiting maxConcurrent rejected } } }"""
+    assert codes((await post(app, status_query)).json()) == ["FORBIDDEN"]
+    status = (await post(app, status_query, ADMIN)).json()["data"]["resilienceStatus"]
+    database = next(d for d in status if d["name"] == "postgresql")
+    assert database["breaker"]["failureRate"] > 0 or database["breaker"]["state"] != "CLOSED"
+    assert database["retries"] >= 1  # connection refused is transient: retried once
+    assert database["bulkhead"]["active"] == 0
 
     await proxy.restore()
     started = time.perf_counter()
