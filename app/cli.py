@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -38,6 +39,11 @@ def _settings() -> Settings:
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
         )
         raise CliError(f"invalid settings: {problems}") from None
+    except SettingsError as error:  # a value that does not even parse (JSON settings)
+        found = re.search(r'field "(\w+)"', str(error))
+        field = Settings.model_fields.get(found.group(1)) if found else None
+        name = field.alias if field is not None and field.alias else str(error)
+        raise CliError(f"invalid settings: {name}: not valid JSON") from None
 
 
 def sale_files(paths: Sequence[Path], *, years: set[int] | None = None) -> list[Path]:

@@ -11,8 +11,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.resilience.overrides import DependencyOverrides
 
 if TYPE_CHECKING:
     from app.cache.resources import Ttls
@@ -78,6 +80,12 @@ class Settings(BaseSettings):
     """Every call made for one request (and its retries) fits in this."""
     db_timeout_s: float = Field(default=2.0, gt=0, le=300, alias="PROPINTEL_DB_TIMEOUT_S")
     redis_timeout_s: float = Field(default=0.25, gt=0, le=60, alias="PROPINTEL_REDIS_TIMEOUT_S")
+    resilience_postgresql: DependencyOverrides = Field(
+        default_factory=DependencyOverrides, alias="PROPINTEL_RESILIENCE_POSTGRESQL"
+    )
+    resilience_redis: DependencyOverrides = Field(
+        default_factory=DependencyOverrides, alias="PROPINTEL_RESILIENCE_REDIS"
+    )
     cache_enabled: bool = Field(default=True, alias="PROPINTEL_CACHE_ENABLED")
     """Off: no entity cache, no operation cache (the bench's uncached runs)."""
     cache_namespace: str = Field(
@@ -119,6 +127,14 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_redis_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @model_validator(mode="after")
+    def _resilience_policies_are_valid(self) -> Settings:
+        # Overrides combine with the profile's policy; the result must be coherent too.
+        from app.resilience.policies import dependency_configs
+
+        dependency_configs(self)
+        return self
 
     @field_validator("admin_api_key")
     @classmethod

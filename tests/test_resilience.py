@@ -197,3 +197,52 @@ async def test_caller_errors_pass_through_and_do_not_trip() -> None:
         with pytest.raises(ValueError, match="fault"):
             await dependency.call(bad_input)
     assert dependency.breaker.state is State.CLOSED
+
+
+def test_profile_policies_take_overrides_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app.resilience.policies import dependency_configs
+    from app.settings import Settings
+
+    monkeypatch.setenv(
+        "PROPINTEL_RESILIENCE_POSTGRESQL",
+        '{"timeout_s": 1.5, "retry": "STANDARD", "breaker": {"minimum_calls": 5}}',
+    )
+    monkeypatch.setenv("PROPINTEL_PROFILE", "prod")
+    configs = dependency_configs(Settings())
+    assert configs["postgresql"].timeout_s == 1.5
+    assert configs["postgresql"].retry is Retry.STANDARD
+    assert configs["postgresql"].breaker.minimum_calls == 5
+    assert configs["postgresql"].breaker.wait_in_open_s == 2.0  # prod's, not overridden
+    assert configs["redis"].retry is Retry.NONE
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ('{"breaker": {"failure_rate_threshold": 0}}', "breaker.failure_rate_threshold"),
+        ('{"timeout": 1}', "timeout"),
+        ('{"retry": "SOMETIMES"}', "retry"),
+        ('{"bulkhead": {"max_concurrent": 0}}', "bulkhead.max_concurrent"),
+        ("not json", "PROPINTEL_RESILIENCE_REDIS"),
+    ],
+)
+def test_a_wrong_resilience_setting_stops_startup_naming_it(
+    monkeypatch: pytest.MonkeyPatch, value: str, named: str
+) -> None:
+    import subprocess
+    import sys
+
+    env = {"PROPINTEL_RESILIENCE_REDIS": value, "DATABASE_URL": "sqlite:///unused.sqlite3"}
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "migrate"],
+        env={**__import__("os").environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "invalid settings" in result.stderr
+    assert named in result.stderr
+    assert "Traceback" not in result.stderr
