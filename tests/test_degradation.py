@@ -1,0 +1,235 @@
+"""Degradation under steady load (50 requests/s, the bench's Q1/Q2 documents) while a
+dependency goes away for 10 s and comes back, with the real services: a Redis server of the
+test's own (stopped and restarted) and PostgreSQL behind a TCP proxy (cut and restored, or
+slowed down).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+
+from app.asgi import create_app
+from tests.live import free_port
+from tests.proxy import Proxy
+from tests.test_cache import (  # cache_database: the fixture, used by this module too
+    PRICE_LIST,
+    PROPERTY,
+    STATS,
+    cache_database,  # noqa: F401
+    cache_settings,
+    post,
+)
+
+RATE = 50  # requests per second
+OUTAGE_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    at: float
+    seconds: float
+    codes: tuple[str, ...]
+    stale: bool
+
+
+async def steady_load(
+    app: Starlette, requests: list[tuple[str, dict[str, Any]]], seconds: float
+) -> list[Outcome]:
+    """`RATE` requests a second for `seconds`, cycling through `requests`."""
+    outcomes: list[Outcome] = []
+    started = time.perf_counter()
+
+    async def one(query: str, variables: dict[str, Any]) -> None:
+        sent = time.perf_counter()
+        response = await post(app, query, **variables)
+        body = response.json()
+        outcomes.append(
+            Outcome(
+                at=sent - started,
+                seconds=time.perf_counter() - sent,
+                codes=tuple(e["extensions"]["code"] for e in body.get("errors", [])),
+                stale=response.headers.get("x-cache") == "stale",
+            )
+        )
+
+    tasks = []
+    for index in range(int(seconds * RATE)):
+        query, variables = requests[index % len(requests)]
+        tasks.append(asyncio.create_task(one(query, variables)))
+        await asyncio.sleep(max(0.0, started + (index + 1) / RATE - time.perf_counter()))
+    await asyncio.gather(*tasks)
+    return outcomes
+
+
+@contextlib.contextmanager
+def redis_server(port: int) -> Iterator[subprocess.Popen[bytes]]:
+    executable = shutil.which("redis-server")
+    assert executable is not None, "redis-server is not installed"
+    process = subprocess.Popen(
+        [
+            executable,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def wait_for_port(port: int, within: float = 5) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def hot_requests(cache_database: str) -> list[tuple[str, dict[str, Any]]]:  # noqa: F811
+    app = create_app(cache_settings(cache_database, PROPINTEL_CACHE_ENABLED=False))
+    try:
+        nodes = (await post(app, PRICE_LIST)).json()["data"]["properties"]["nodes"]
+    finally:
+        await app.state.db.dispose()
+    return [(PROPERTY, {"id": node["id"]}) for node in nodes] + [(STATS, {})]
+
+
+async def test_redis_stopped_for_ten_seconds_fails_no_request(
+    cache_database: str,  # noqa: F811
+    hot_requests: list[tuple[str, dict[str, Any]]],
+) -> None:
+    port = free_port()
+    with redis_server(port) as first_server:
+        await wait_for_port(port)
+        app = create_app(cache_settings(cache_database, REDIS_URL=f"redis://127.0.0.1:{port}/0"))
+        await app.state.caching.start()
+        tiered = app.state.caching.tiered
+        try:
+            await asyncio.wait_for(tiered.subscribed.wait(), 5)
+            load = asyncio.create_task(steady_load(app, hot_requests, OUTAGE_S + 4))
+            await asyncio.sleep(1)
+            first_server.terminate()
+            first_server.wait(timeout=10)
+            await asyncio.sleep(OUTAGE_S)
+            with redis_server(port):
+                outcomes = await load
+                await asyncio.wait_for(tiered.subscribed.wait(), 5)  # reconnected by itself
+                reads_before = tiered.statistics.counters["l2", _operation()].misses
+                await post(app, STATS, x=1)  # a new document: misses L1, asks Redis again
+                assert tiered.statistics.counters["l2", _operation()].misses > reads_before
+        finally:
+            await app.state.caching.close()
+            await app.state.db.dispose()
+    failed = [o for o in outcomes if o.codes]
+    assert len(outcomes) >= (OUTAGE_S + 4) * RATE * 0.9
+    assert failed == []
+
+
+def _operation() -> Any:
+    from app.cache import Resource
+
+    return Resource.OPERATION
+
+
+@pytest.fixture
+async def database_behind_proxy(
+    cache_database: str,  # noqa: F811
+) -> AsyncIterator[tuple[Starlette, Proxy]]:
+    proxy = Proxy("127.0.0.1", 5432)
+    await proxy.start()
+    url = cache_database.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    app = create_app(cache_settings(url, REDIS_URL=None))
+    await app.state.caching.start()
+    try:
+        yield app, proxy
+    finally:
+        await proxy.cut()
+        await app.state.caching.close()
+        await app.state.db.dispose()
+
+
+async def test_database_cut_for_ten_seconds_under_load(
+    database_behind_proxy: tuple[Starlette, Proxy],
+    hot_requests: list[tuple[str, dict[str, Any]]],
+) -> None:
+    """Cached queries: no failure. Uncached queries (each a new document): each fails in
+    under 250 ms with SERVICE_UNAVAILABLE. Full service within 5 s of the database's return."""
+    app, proxy = database_behind_proxy
+    for query, variables in hot_requests:  # cached before the cut
+        assert "errors" not in (await post(app, query, **variables)).json()
+    # Pages of sales of sizes never asked before: nothing cached can answer them.
+    uncached = [
+        (
+            "query($id: ID!, $n: Int!) { property(id: $id) { sales(first: $n) { nodes { id } } } }",
+            {"id": variables["id"], "n": 11 + i % 90},
+        )
+        for i, (_, variables) in enumerate(hot_requests[:-1] * 90)
+    ]
+
+    load = asyncio.create_task(steady_load(app, hot_requests, OUTAGE_S + 2))
+    await asyncio.sleep(1)
+    await proxy.cut()
+    misses = await steady_load(app, uncached, OUTAGE_S - 1)
+    await proxy.restore()
+    restored = time.perf_counter()
+    outcomes = await load
+
+    assert [o for o in outcomes if o.codes] == []
+    assert misses
+    assert all(o.codes == ("SERVICE_UNAVAILABLE",) for o in misses)
+    assert max(o.seconds for o in misses) < 0.25
+    while "errors" in (await post(app, uncached[0][0], **uncached[0][1])).json():
+        assert time.perf_counter() - restored < 5, "not back within 5 s"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_slow_database_trips_the_slow_call_threshold(cache_database: str) -> None:  # noqa: F811
+    proxy = Proxy("127.0.0.1", 5432)
+    await proxy.start()
+    url = cache_database.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    overrides = {"breaker": {"slow_call_duration_s": 0.05, "minimum_calls": 4, "window_size": 4}}
+    app = create_app(
+        cache_settings(
+            url, PROPINTEL_CACHE_ENABLED=False, PROPINTEL_RESILIENCE_POSTGRESQL=overrides
+        )
+    )
+    try:
+        assert "errors" not in (await post(app, STATS)).json()
+        proxy.delay_s = 0.08
+        breaker = app.state.dependencies["postgresql"].breaker
+        for _ in range(4):
+            await post(app, STATS)
+        assert breaker.state.value == "OPEN"
+        started = time.perf_counter()
+        body = (await post(app, STATS)).json()
+        assert [e["extensions"]["code"] for e in body["errors"]] == ["SERVICE_UNAVAILABLE"]
+        assert time.perf_counter() - started < 0.05  # refused at once, not slowly
+    finally:
+        await proxy.cut()
+        await app.state.db.dispose()
