@@ -3,6 +3,7 @@ the database engine."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -46,6 +47,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if caching is not None:
             await caching.start()
+        # Everything built so far (modules, schema, plans) lives as long as the process:
+        # move it out of the collector's way, so a full collection scans only what requests
+        # create (full collections over the whole heap paused requests for 100-130 ms).
+        gc.freeze()
         try:
             yield
         finally:
