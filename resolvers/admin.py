@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import strawberry
 
-from app.cache.service import TierReport
+from app.cache.service import TierReport, WarmReport
 from app.context import Info
 from app.errors import ForbiddenError, UserInputError
 from schema.ids import expect_global_id
@@ -70,18 +70,10 @@ async def warm_cache(info: Info, localities: list[strawberry.ID] | None = None) 
     if len(ids) > MAX_TAGS:
         raise UserInputError(f"at most {MAX_TAGS} localities", argument="localities")
     if caching is None:
-        return WarmReportStub()
+        return WarmReport(localities=0, entries=0)  # caching is off: nothing to warm
     if not ids:
         ids = await caching.busiest_localities(info.context.settings.cache_warm_localities or 20)
     return await caching.warm(ids)
-
-
-@dataclass(frozen=True, slots=True)
-class WarmReportStub:
-    """Caching is off: nothing was warmed."""
-
-    localities: int = 0
-    entries: int = 0
 
 
 async def cache_stats(info: Info) -> Statistics:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 
 class Proxy:
@@ -52,3 +54,27 @@ class Proxy:
                 await writer.drain()
         writer.transport.abort()
         self._writers.discard(writer)
+
+
+@contextlib.asynccontextmanager
+async def app_behind_proxy(
+    database_url: str, settings: Callable[..., Any], **overrides: Any
+) -> AsyncIterator[tuple[Any, Proxy]]:
+    """An app (`create_app(settings(url, **overrides))`) whose PostgreSQL connections go
+    through a proxy the test can cut, slow down and restore; caching started if on."""
+    from app.asgi import create_app
+
+    proxy = Proxy("127.0.0.1", 5432)
+    await proxy.start()
+    url = database_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    assert url != database_url
+    app = create_app(settings(url, **overrides))
+    if app.state.caching is not None:
+        await app.state.caching.start()
+    try:
+        yield app, proxy
+    finally:
+        await proxy.cut()
+        if app.state.caching is not None:
+            await app.state.caching.close()
+        await app.state.db.dispose()

@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 
 from app.asgi import create_app
 from tests.live import free_port
-from tests.proxy import Proxy
+from tests.proxy import Proxy, app_behind_proxy
 from tests.test_cache import (  # cache_database: the fixture, used by this module too
     PRICE_LIST,
     PROPERTY,
@@ -166,17 +166,8 @@ def _operation() -> Any:
 async def database_behind_proxy(
     cache_database: str,  # noqa: F811
 ) -> AsyncIterator[tuple[Starlette, Proxy]]:
-    proxy = Proxy("127.0.0.1", 5432)
-    await proxy.start()
-    url = cache_database.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
-    app = create_app(cache_settings(url, REDIS_URL=None))
-    await app.state.caching.start()
-    try:
-        yield app, proxy
-    finally:
-        await proxy.cut()
-        await app.state.caching.close()
-        await app.state.db.dispose()
+    async with app_behind_proxy(cache_database, cache_settings, REDIS_URL=None) as behind:
+        yield behind
 
 
 async def test_database_cut_for_ten_seconds_under_load(
@@ -221,16 +212,13 @@ async def test_database_cut_for_ten_seconds_under_load(
 
 
 async def test_a_slow_database_trips_the_slow_call_threshold(cache_database: str) -> None:  # noqa: F811
-    proxy = Proxy("127.0.0.1", 5432)
-    await proxy.start()
-    url = cache_database.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
     overrides = {"breaker": {"slow_call_duration_s": 0.05, "minimum_calls": 4, "window_size": 4}}
-    app = create_app(
-        cache_settings(
-            url, PROPINTEL_CACHE_ENABLED=False, PROPINTEL_RESILIENCE_POSTGRESQL=overrides
-        )
-    )
-    try:
+    async with app_behind_proxy(
+        cache_database,
+        cache_settings,
+        PROPINTEL_CACHE_ENABLED=False,
+        PROPINTEL_RESILIENCE_POSTGRESQL=overrides,
+    ) as (app, proxy):
         assert "errors" not in (await post(app, STATS)).json()
         proxy.delay_s = 0.08
         breaker = app.state.dependencies["postgresql"].breaker
@@ -241,6 +229,3 @@ async def test_a_slow_database_trips_the_slow_call_threshold(cache_database: str
         body = (await post(app, STATS)).json()
         assert [e["extensions"]["code"] for e in body["errors"]] == ["SERVICE_UNAVAILABLE"]
         assert time.perf_counter() - started < 0.05  # refused at once, not slowly
-    finally:
-        await proxy.cut()
-        await app.state.db.dispose()

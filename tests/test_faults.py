@@ -11,7 +11,7 @@ import pytest
 from starlette.applications import Starlette
 
 from app.asgi import create_app
-from tests.proxy import Proxy
+from tests.proxy import Proxy, app_behind_proxy
 from tests.test_cache import (  # cache_database: the fixture, used by this module too
     ADMIN,
     PRICE_LIST,
@@ -35,20 +35,13 @@ async def database_behind_proxy(
 ) -> AsyncIterator[tuple[Starlette, Proxy]]:
     """The app reaches PostgreSQL through a proxy the test can cut. `expired`: TTLs so short
     that every cached answer is past its TTL by the time the database is cut."""
-    proxy = Proxy("127.0.0.1", 5432)
-    await proxy.start()
-    url = cache_database.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
-    assert url != cache_database
     ttls = SHORT_TTLS if request.param == "expired" else {}
-    app = create_app(cache_settings(url, REDIS_URL=None, **ttls))
-    app.state.ttl_case = request.param
-    await app.state.caching.start()
-    try:
+    async with app_behind_proxy(cache_database, cache_settings, REDIS_URL=None, **ttls) as (
+        app,
+        proxy,
+    ):
+        app.state.ttl_case = request.param
         yield app, proxy
-    finally:
-        await proxy.cut()
-        await app.state.caching.close()
-        await app.state.db.dispose()
 
 
 def codes(body: dict[str, Any]) -> list[str]:
