@@ -8,15 +8,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from app.accounts.identify import Authenticator
+from app.accounts.service import Accounts, random_secret
+from app.accounts.tokens import AccessTokens
 from app.cache.service import CacheService
+from app.gate import Gate
 from app.graphql_view import PropintelGraphQL
 from app.health import healthz, readyz
 from app.json_endpoint import GraphQLEndpoint
+from app.query_limits.analysis import QueryAnalyzer
+from app.ratelimit.limiter import RateLimiter
 from app.resilience.policies import database_dependency, redis_dependency
+from app.security_headers import SecurityHeaders
 from app.settings import Profile, Settings, get_settings
 from db.engine import Database, create_engine
+from db.tls import asyncpg_ssl
 from schema import build_schema
 
 
@@ -24,23 +33,54 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     postgresql = database_dependency(settings)
     redis = redis_dependency(settings)
+    ssl = asyncpg_ssl(settings.db_sslmode, settings.db_sslrootcert)
     db = Database(
         create_engine(
             settings.database_url,
             pool_size=settings.db_pool_size,
             statement_timeout_ms=settings.db_statement_timeout_ms,
+            ssl=ssl,
         ),
         pool_size=settings.db_pool_size,
         statement_timeout_ms=settings.db_statement_timeout_ms,
         guard=postgresql.call if settings.database_url.startswith("postgresql") else None,
+        ssl=ssl,
     )
     caching = CacheService(settings, db, redis_guard=redis.call) if settings.cache_enabled else None
+    production = settings.profile is Profile.PROD
+    tokens = AccessTokens(
+        settings.jwt_secret.get_secret_value() if settings.jwt_secret else random_secret(),
+        settings.access_token_ttl_s,
+    )
+    authenticator = Authenticator(db, settings, tokens)
+    role_limits = (
+        settings.query_limits_anonymous,
+        settings.query_limits_user,
+        settings.query_limits_admin,
+    )
+    schema = build_schema(
+        count_statements=settings.exposes_debug_info,
+        production=production,
+        max_batch=max(limits.max_batch for limits in role_limits),
+    )
     graphql = PropintelGraphQL(
         db=db,
         settings=settings,
         caching=caching,
-        schema=build_schema(count_statements=settings.exposes_debug_info),
-        graphql_ide="graphiql" if settings.profile is not Profile.PROD else None,
+        accounts=Accounts(db, settings, tokens, authenticator),
+        schema=schema,
+        graphql_ide=None if production else "graphiql",
+    )
+    gate = Gate(
+        GraphQLEndpoint(graphql),
+        settings=settings,
+        authenticator=authenticator,
+        rate_limiter=RateLimiter(settings, redis) if settings.rate_limit_enabled else None,
+        analyzer=QueryAnalyzer(
+            schema._schema,
+            default_page_size=settings.max_page_size,
+            max_tokens=max(limits.max_tokens for limits in role_limits),
+        ),
     )
 
     @asynccontextmanager
@@ -60,11 +100,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route("/graphql", GraphQLEndpoint(graphql), methods=["GET", "POST"]),
+            Route("/graphql", gate, methods=["GET", "POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(SecurityHeaders, production=production)],
     )
     app.state.db = db
     app.state.settings = settings

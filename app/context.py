@@ -8,6 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.types import Info as StrawberryInfo
 
+from app.accounts.principal import Principal
+from app.accounts.service import Accounts
 from app.cache import Cache, RequestScope
 from app.cache.service import CacheService
 from app.settings import Settings
@@ -28,7 +30,12 @@ class Context:
     """Invalidation, warming and statistics; None when caching is off."""
     scope: RequestScope | None
     """What this operation read through the cache (for the whole-operation cache)."""
-    is_admin: bool
+    principal: Principal
+    accounts: Accounts
+
+    @property
+    def is_admin(self) -> bool:
+        return self.principal.is_admin
 
 
 Info = StrawberryInfo[Context, None]

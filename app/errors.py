@@ -14,6 +14,9 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "NOT_FOUND"
     CONFLICT = "CONFLICT"
     FORBIDDEN = "FORBIDDEN"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    RATE_LIMITED = "RATE_LIMITED"
+    QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
     GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
@@ -52,5 +55,14 @@ class ConflictError(DomainError):
 class ForbiddenError(DomainError):
     code = ErrorCode.FORBIDDEN
 
-    def __init__(self, message: str = "This operation needs an admin credential.") -> None:
+    def __init__(self, message: str = "This operation needs the ADMIN role.") -> None:
+        super().__init__(message)
+
+
+class UnauthenticatedError(DomainError):
+    """The operation needs a signed-in user (or the credential given is not valid)."""
+
+    code = ErrorCode.UNAUTHENTICATED
+
+    def __init__(self, message: str = "Sign in first: this operation needs a user.") -> None:
         super().__init__(message)

@@ -17,7 +17,8 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.types import HTTPMethod
 from strawberry.types import ExecutionResult
 
-from app.auth import is_admin
+from app.accounts.principal import Principal, anonymous
+from app.accounts.service import Accounts
 from app.cache import Cache, PassThrough, RequestScope
 from app.cache.service import CacheService
 from app.context import Context
@@ -71,10 +72,12 @@ class PropintelGraphQL(GraphQL[Context, None]):
         db: Database,
         settings: Settings,
         caching: CacheService | None,
+        accounts: Accounts,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.db = db
+        self.accounts = accounts
         self.settings = settings
         self.caching = caching
         self.compiled: CompiledExecutor | None = None
@@ -105,7 +108,8 @@ class PropintelGraphQL(GraphQL[Context, None]):
             cache=cache,
             caching=caching,
             scope=scope,
-            is_admin=is_admin(request, self.settings),
+            principal=_principal(request),
+            accounts=self.accounts,
         )
 
     async def execute_single(
@@ -180,7 +184,9 @@ class PropintelGraphQL(GraphQL[Context, None]):
         caching = self.caching
         if caching is None or context.scope is None:
             return await self.compiled.execute(plan, context, variables)
-        role = "admin" if context.is_admin else "anonymous"
+        # Planned operations read public data only; the role partitions them because limits
+        # and (in future) visible fields may differ per role.
+        role = context.principal.role_name
         key = caching.operation_key(query, operation_name, variables, role)
         cached = await caching.cached_operation(key)
         if cached is not None:
@@ -233,5 +239,20 @@ class PropintelGraphQL(GraphQL[Context, None]):
                 logger.error("unexpected error in %s", error.path, exc_info=error.original_error)
                 if self.settings.profile is Profile.PROD:
                     formatted["message"] = "Unexpected error."
+        if self.settings.profile is Profile.PROD:
+            # "Did you mean ...?" hints map the schema for someone introspection keeps out.
+            formatted["message"] = _SUGGESTION.sub("", formatted["message"]).rstrip()
         formatted["extensions"] = extensions
         return formatted
+
+
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+
+
+def _principal(request: Request) -> Principal:
+    """Set by the gate (app/gate.py) for every /graphql request."""
+    principal = request.scope.get("state", {}).get("principal")
+    if isinstance(principal, Principal):
+        return principal
+    client = request.client
+    return anonymous(client.host if client else "unknown")

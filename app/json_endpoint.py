@@ -14,9 +14,10 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from app.graphql_view import PropintelGraphQL
+from app.http_body import read_body, replay
 from app.resilience.deadline import deadline_in
 
 _JSON = b"application/json"
@@ -33,18 +34,18 @@ class GraphQLEndpoint:
         if not _wants_plain_json(scope):
             await self.view(scope, receive, send)
             return
-        body = await _read_body(receive)
-        replay = _replay(body)
+        body = await read_body(receive) or b""
+        replayed = replay(body)
         payload = _payload(body)
         if payload is None:
-            await self.view(scope, replay, send)
+            await self.view(scope, replayed, send)
             return
         query, operation_name, variables = payload
         plan = self.view.plan_for("POST", query, operation_name)
         if plan is None:
-            await self.view(scope, replay, send)
+            await self.view(scope, replayed, send)
             return
-        request = Request(scope, replay)
+        request = Request(scope, replayed)
         context = await self.view.build_context(request, None)
         headers: dict[str, str] = {}
         with deadline_in(self.view.settings.request_timeout_s):
@@ -52,7 +53,7 @@ class GraphQLEndpoint:
                 plan, query, operation_name, variables, context, headers
             )
         if result is None:  # an error to report: the view runs it and formats it
-            await self.view(scope, _replay(body), send)
+            await self.view(scope, replay(body), send)
             return
         content = self.view.encode_json(await self.view.process_result(request, result))
         raw_headers = [
@@ -74,30 +75,6 @@ def _wants_plain_json(scope: Scope) -> bool:
     if not content_type.startswith(_JSON):
         return False
     return not accept or b"*/*" in accept or _JSON in accept
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":  # the client went away
-            return b""
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def _replay(body: bytes) -> Receive:
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return receive
 
 
 def _payload(body: bytes) -> tuple[str, str | None, dict[str, Any] | None] | None:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.query_limits.settings import AdminLimits, AnonymousLimits, QueryLimits, UserLimits
+from app.ratelimit.settings import RateLimit
 from app.resilience.overrides import DependencyOverrides
 
 if TYPE_CHECKING:
@@ -27,6 +29,24 @@ class Profile(StrEnum):
     DEV = "dev"
     TEST = "test"
     PROD = "prod"
+
+
+class DbSslMode(StrEnum):
+    DISABLE = "disable"
+    ALLOW = "allow"
+    PREFER = "prefer"
+    REQUIRE = "require"
+    VERIFY_CA = "verify-ca"
+    VERIFY_FULL = "verify-full"
+
+
+# Values people paste from examples; a secret equal to one of them is no secret.
+_PLACEHOLDERS = ("change", "secret", "example", "default", "password", "xxxx", "todo", "test")
+
+
+def looks_like_placeholder(value: str) -> bool:
+    lowered = value.lower()
+    return len(set(lowered)) < 6 or any(lowered.startswith(word) for word in _PLACEHOLDERS)
 
 
 class InitialLoad(StrEnum):
@@ -62,6 +82,7 @@ class Settings(BaseSettings):
         default="sqlite+aiosqlite:///./var/propintel.sqlite3", alias="DATABASE_URL"
     )
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    """`redis://` or, for TLS, `rediss://host:port/db?ssl_ca_certs=/path/ca.pem`."""
     profile: Profile = Field(default=Profile.DEV, alias="PROPINTEL_PROFILE")
     data_dir: Path | None = Field(default_factory=_default_data_dir, alias="PROPINTEL_DATA_DIR")
     initial_load: InitialLoad = Field(default=InitialLoad.RECENT, alias="PROPINTEL_INITIAL_LOAD")
@@ -111,7 +132,36 @@ class Settings(BaseSettings):
     cache_warm_localities: int = Field(default=20, ge=0, le=1000, alias="PROPINTEL_CACHE_WARM")
     """How many of the busiest localities to warm at startup (0: none)."""
     admin_api_key: SecretStr | None = Field(default=None, alias="ADMIN_API_KEY")
-    """Bearer key of admin operations until user accounts exist; unset: no admin access."""
+    """Bootstrap key: only creates (or promotes) an ADMIN account (`bootstrapAdmin`)."""
+    jwt_secret: SecretStr | None = Field(default=None, alias="JWT_SECRET")
+    """HS256 key of access tokens; unset outside prod: a random key per process (tokens do
+    not survive a restart and are not shared between processes)."""
+    access_token_ttl_s: int = Field(default=900, ge=30, le=86_400, alias="PROPINTEL_ACCESS_TTL_S")
+    refresh_token_ttl_s: int = Field(
+        default=30 * 86_400, ge=300, le=366 * 86_400, alias="PROPINTEL_REFRESH_TTL_S"
+    )
+    rate_limit_enabled: bool = Field(default=True, alias="PROPINTEL_RATE_LIMIT_ENABLED")
+    rate_limit_anonymous: RateLimit = Field(default="300/minute", alias="RATE_LIMIT_ANONYMOUS")
+    rate_limit_user: RateLimit = Field(default="1200/minute", alias="RATE_LIMIT_USER")
+    rate_limit_admin: RateLimit = Field(default="6000/minute", alias="RATE_LIMIT_ADMIN")
+    trusted_proxies: int = Field(default=0, ge=0, le=5, alias="PROPINTEL_TRUSTED_PROXIES")
+    """How many reverse proxies append to X-Forwarded-For in front of this service (0: the
+    socket's peer is the client). Anonymous clients are rate limited by this address."""
+    query_limits_anonymous: AnonymousLimits = Field(
+        default_factory=lambda: QueryLimits.for_role("anonymous"),
+        alias="PROPINTEL_QUERY_LIMITS_ANONYMOUS",
+    )
+    query_limits_user: UserLimits = Field(
+        default_factory=lambda: QueryLimits.for_role("user"), alias="PROPINTEL_QUERY_LIMITS_USER"
+    )
+    query_limits_admin: AdminLimits = Field(
+        default_factory=lambda: QueryLimits.for_role("admin"),
+        alias="PROPINTEL_QUERY_LIMITS_ADMIN",
+    )
+    db_sslmode: DbSslMode | None = Field(default=None, alias="PROPINTEL_DB_SSLMODE")
+    """PostgreSQL TLS, as libpq's sslmode; also settable as `?sslmode=` in DATABASE_URL."""
+    db_sslrootcert: Path | None = Field(default=None, alias="PROPINTEL_DB_SSLROOTCERT")
+    """CA bundle for verify-ca / verify-full (default: the system's trust store)."""
 
     @field_validator("database_url")
     @classmethod
@@ -143,7 +193,37 @@ class Settings(BaseSettings):
             return None
         if len(value.get_secret_value()) < 16:
             raise ValueError("ADMIN_API_KEY must be at least 16 characters")
+        if looks_like_placeholder(value.get_secret_value()):
+            raise ValueError("ADMIN_API_KEY is a placeholder; generate one (openssl rand -hex 24)")
         return value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _jwt_secret_is_strong(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < 32:
+            raise ValueError("JWT_SECRET must be at least 32 characters")
+        if looks_like_placeholder(value.get_secret_value()):
+            raise ValueError("JWT_SECRET is a placeholder; generate one (openssl rand -hex 32)")
+        return value
+
+    @model_validator(mode="after")
+    def _prod_has_its_secrets(self) -> Settings:
+        if self.profile is Profile.PROD:
+            missing = [
+                name
+                for name, value in (
+                    ("JWT_SECRET", self.jwt_secret),
+                    ("ADMIN_API_KEY", self.admin_api_key),
+                )
+                if value is None
+            ]
+            if missing:
+                raise ValueError(
+                    "the prod profile needs " + " and ".join(missing) + " (no defaults in prod)"
+                )
+        return self
 
     @property
     def cache_ttls(self) -> Ttls:

@@ -30,6 +30,9 @@ from typing import Any
 
 import httpx
 
+from app.accounts.principal import Role
+from app.accounts.tokens import AccessTokens
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 NODE_DIR = BENCH / ".node"
@@ -128,7 +131,11 @@ def server(command: list[str], port: int, env: dict[str, str] | None = None) -> 
             process.kill()
 
 
-BENCH_ADMIN_KEY = "bench-admin-key-" + os.urandom(8).hex()
+BENCH_JWT_SECRET = os.urandom(32).hex()
+BENCH_ADMIN = {
+    "Authorization": "Bearer "
+    + AccessTokens(BENCH_JWT_SECRET, 24 * 3600).issue(1, Role.ADMIN).token
+}
 REDIS_URL = os.environ.get("PROPINTEL_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
@@ -139,12 +146,16 @@ def ours(workers: int, *, cached: bool = False) -> Any:
         "PROPINTEL_CACHE_ENABLED": "true" if cached else "false",
         "PROPINTEL_INITIAL_LOAD": "none",
         "PROPINTEL_DB_POOL_SIZE": "16",
+        # The prod profile refuses to start without its secrets.
+        "JWT_SECRET": BENCH_JWT_SECRET,
+        "ADMIN_API_KEY": os.urandom(16).hex(),
+        # One client address sends everything here; the peer has no rate limits either.
+        "PROPINTEL_RATE_LIMIT_ENABLED": "false",
     }
     if cached:
         env |= {
             "REDIS_URL": REDIS_URL,
             "PROPINTEL_CACHE_NAMESPACE": f"bench{os.getpid()}",
-            "ADMIN_API_KEY": BENCH_ADMIN_KEY,
             "PROPINTEL_CACHE_WARM": "0",
         }
     command = [
@@ -479,7 +490,7 @@ def cache_report(url: str) -> dict[str, Any]:
     response = httpx.post(
         url,
         json={"query": query},
-        headers={"Authorization": f"Bearer {BENCH_ADMIN_KEY}"},
+        headers=BENCH_ADMIN,
         timeout=30,
     ).json()
     return dict(response["data"]["cacheStats"])
@@ -489,7 +500,7 @@ def reset_cache(url: str) -> None:
     httpx.post(
         url,
         json={"query": 'mutation { invalidateCache(patterns: ["*"]) { l2Entries } }'},
-        headers={"Authorization": f"Bearer {BENCH_ADMIN_KEY}"},
+        headers=BENCH_ADMIN,
         timeout=30,
     ).raise_for_status()
 

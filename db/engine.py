@@ -62,7 +62,11 @@ def ensure_sqlite_directory(database_url: str) -> None:
 
 
 def create_engine(
-    database_url: str, *, pool_size: int = 10, statement_timeout_ms: int = 5000
+    database_url: str,
+    *,
+    pool_size: int = 10,
+    statement_timeout_ms: int = 5000,
+    ssl: Any = None,
 ) -> AsyncEngine:
     ensure_sqlite_directory(database_url)
     if database_url.startswith("sqlite"):
@@ -78,7 +82,8 @@ def create_engine(
                 "server_settings": {
                     "application_name": "propintel",
                     "statement_timeout": str(statement_timeout_ms),
-                }
+                },
+                **({"ssl": ssl} if ssl is not None else {}),
             },
         )
     event.listen(engine.sync_engine, "before_cursor_execute", _on_execute)
@@ -130,8 +135,10 @@ class Database:
         pool_size: int = 10,
         statement_timeout_ms: int = 5000,
         guard: Guard | None = None,
+        ssl: Any = None,
     ) -> None:
         self.engine = engine
+        self._ssl = ssl
         self.guard = guard
         """Wraps every PostgreSQL read (app/resilience: bulkhead, retry, breaker, timeout)."""
         self.dialect: str = engine.dialect.name
@@ -157,6 +164,7 @@ class Database:
                         min_size=1,
                         max_size=self._pool_size,
                         reset=_keep_session,
+                        ssl=self._ssl,
                         server_settings={
                             "application_name": "propintel",
                             "statement_timeout": str(self._statement_timeout_ms),

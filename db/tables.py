@@ -145,6 +145,55 @@ ingested_files = sa.Table(
 )
 
 
+# Accounts. Refresh tokens and API keys are stored as SHA-256 digests of high-entropy secrets
+# (a digest is enough: they cannot be guessed, unlike passwords, which get argon2id).
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("email", sa.Text, nullable=False),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("role", sa.String(16), nullable=False, server_default="USER"),
+    sa.Column("disabled_at", sa.DateTime(timezone=True)),
+    *_timestamps(),
+    sa.UniqueConstraint("email"),
+    sa.CheckConstraint("role IN ('USER', 'ADMIN')", name="ck_users_role"),
+)
+
+refresh_tokens = sa.Table(
+    "refresh_tokens",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("user_id", Id, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    # Every token rotated from one login; presenting a rotated one again revokes them all.
+    sa.Column("family", sa.String(32), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("rotated_at", sa.DateTime(timezone=True)),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.UniqueConstraint("token_hash"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("user_id", Id, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    # Shown in listings so an owner can tell keys apart; not enough to use one.
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.UniqueConstraint("key_hash"),
+)
+
+
 # Indexes that serve the keyset queries in db/repositories (each matches one ORDER BY).
 sa.Index(
     "ix_properties_locality_id",
@@ -207,3 +256,6 @@ sa.Index(
     listings.c.listed_at.desc(),
     listings.c.id.desc(),
 )
+sa.Index("ix_refresh_tokens_user_id", refresh_tokens.c.user_id)
+sa.Index("ix_refresh_tokens_family", refresh_tokens.c.family)
+sa.Index("ix_api_keys_user_id", api_keys.c.user_id, api_keys.c.id)

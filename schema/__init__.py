@@ -5,11 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import strawberry
-from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions import (
+    DisableIntrospection,
+    ParserCache,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
 
 from db.records import LocalityRecord, Page, PropertyRecord, SaleRecord
+from resolvers import accounts, localities, mutations, node, properties
 from resolvers import admin as admin_resolvers
-from resolvers import localities, mutations, node, properties
+from schema.accounts import ApiKeyType, AuthPayload, CreatedApiKey, UserType
 from schema.admin import CacheStats, DependencyStatus, InvalidationResult, WarmResult
 from schema.errors import PropintelSchema
 from schema.extensions import SqlStatementCount
@@ -44,6 +51,12 @@ class Query:
         graphql_type=list[DependencyStatus],
         description="Circuit breakers, bulkheads, retries and timeouts per dependency (admin).",
     )
+    me: UserType | None = strawberry.field(
+        resolver=accounts.me, description="The signed-in account; null when anonymous."
+    )
+    api_keys: list[ApiKeyType] = strawberry.field(
+        resolver=accounts.api_keys, description="Your API keys, revoked ones included."
+    )
 
 
 @strawberry.type
@@ -67,17 +80,48 @@ class Mutation:
         graphql_type=WarmResult,
         description="Loads localities (default: the busiest) into the cache (admin).",
     )
+    register: UserType = strawberry.field(
+        resolver=accounts.register,
+        description="Creates a USER account (password: 10 to 256 characters).",
+    )
+    login: AuthPayload = strawberry.field(resolver=accounts.login)
+    refresh_token: AuthPayload = strawberry.field(
+        resolver=accounts.refresh_token,
+        description="Spends a refresh token for a new token pair. A token spent twice "
+        "revokes its whole session.",
+    )
+    logout: int = strawberry.field(resolver=accounts.logout)
+    create_api_key: CreatedApiKey = strawberry.field(resolver=accounts.create_api_key)
+    revoke_api_key: ApiKeyType = strawberry.field(resolver=accounts.revoke_api_key)
+    bootstrap_admin: UserType = strawberry.field(
+        resolver=accounts.bootstrap_admin,
+        description="Creates (or promotes) an ADMIN account; needs the ADMIN_API_KEY.",
+    )
+    set_user_role: UserType = strawberry.field(resolver=accounts.set_user_role)
 
 
-def build_schema(*, count_statements: bool) -> strawberry.Schema:
+def build_schema(
+    *, count_statements: bool, production: bool = False, max_batch: int = 1
+) -> strawberry.Schema:
+    """`production`: no introspection, no field suggestions. `max_batch`: the most operations
+    one request may carry (the gate enforces each role's own limit below it)."""
     # Clients send the same few documents over and over: parse and validate each once
     # (the caches live at module level; these factories only look them up).
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
     ]
+    if production:
+        extensions.insert(0, DisableIntrospection)
     if count_statements:
         extensions.append(SqlStatementCount)
     return PropintelSchema(
-        query=Query, mutation=Mutation, types=[Property, Sale, Locality], extensions=extensions
+        query=Query,
+        mutation=Mutation,
+        types=[Property, Sale, Locality],
+        extensions=extensions,
+        config=StrawberryConfig(
+            disable_field_suggestions=production,
+            batching_config={"max_operations": max_batch} if max_batch > 1 else None,
+        ),
     )

@@ -16,7 +16,9 @@ def to_global_id(type_name: str, pk: int) -> strawberry.ID:
     return strawberry.ID(base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode())
 
 
-def from_global_id(global_id: str, *, argument: str = "id") -> tuple[str, int]:
+def from_global_id(
+    global_id: str, *, argument: str = "id", types: tuple[str, ...] = NODE_TYPES
+) -> tuple[str, int]:
     """(type name, primary key) of an id this API issued; BAD_USER_INPUT otherwise."""
     try:
         decoded = base64.urlsafe_b64decode(global_id.encode() + b"=" * (-len(global_id) % 4))
@@ -26,13 +28,13 @@ def from_global_id(global_id: str, *, argument: str = "id") -> tuple[str, int]:
         raise UserInputError(
             f"{global_id!r} is not an id this API issued", argument=argument
         ) from None
-    if type_name not in NODE_TYPES or pk < 1:
+    if type_name not in types or pk < 1:
         raise UserInputError(f"{global_id!r} is not an id this API issued", argument=argument)
     return type_name, pk
 
 
 def expect_global_id(global_id: str, type_name: str, *, argument: str = "id") -> int:
-    actual, pk = from_global_id(global_id, argument=argument)
+    actual, pk = from_global_id(global_id, argument=argument, types=(*NODE_TYPES, type_name))
     if actual != type_name:
         raise UserInputError(
             f"{global_id!r} is the id of a {actual}, not of a {type_name}", argument=argument

@@ -20,6 +20,7 @@ from app.asgi import create_app
 from app.cli import load_sales, sale_files
 from app.settings import Profile, Settings
 from db.migrate import upgrade
+from tests.credentials import BOOTSTRAP_KEY, JWT_SECRET
 from tests.reference import Reference, read_reference
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "../shared/data"
@@ -54,13 +55,17 @@ def drop_pg_database(name: str) -> None:
 
 
 def settings_for(url: str, **overrides: Any) -> Settings:
-    """Test settings. The cache is off unless a test turns it on: most tests check what the
-    database path does (results, statement counts); tests/test_cache*.py check the cache."""
+    """Test settings. The cache and rate limits are off unless a test turns them on: most
+    tests check what the database path does (results, statement counts) and walk whole
+    lists; tests/test_cache*.py and tests/test_rate_limits.py check those."""
     values: dict[str, Any] = {
         "DATABASE_URL": url,
         "PROPINTEL_PROFILE": Profile.TEST,
         "PROPINTEL_DATA_DIR": DATA_DIR,
         "PROPINTEL_CACHE_ENABLED": False,
+        "PROPINTEL_RATE_LIMIT_ENABLED": False,
+        "JWT_SECRET": JWT_SECRET,
+        "ADMIN_API_KEY": BOOTSTRAP_KEY,
         **overrides,
     }
     return Settings(**values)
@@ -145,7 +150,15 @@ class GraphQLResponse:
         return [e.get("extensions", {}).get("code") for e in self.errors]
 
 
-async def gql(client: httpx.AsyncClient, query: str, **variables: Any) -> GraphQLResponse:
+async def gql(
+    client: httpx.AsyncClient,
+    query: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **variables: Any,
+) -> GraphQLResponse:
     return GraphQLResponse(
-        await client.post("/graphql", json={"query": query, "variables": variables})
+        await client.post(
+            "/graphql", json={"query": query, "variables": variables}, headers=headers or {}
+        )
     )

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from app.accounts.principal import Role
 from app.asgi import create_app
 from app.cache import Resource, Ttls
 from app.cache.memory import BoundedMemoryCache
@@ -30,11 +31,10 @@ from tests.conftest import (
     drop_pg_database,
     settings_for,
 )
+from tests.credentials import ADMIN, JWT_SECRET, bearer
 from tests.live import live_server
 
-ADMIN_KEY = "test-admin-key-0123456789"
 REDIS_URL = os.environ.get("PROPINTEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 LOCALITY = "TEMPE"
 
 PROPERTY = """query($id: ID!) { property(id: $id) { id lastSalePrice lastSaleDate
@@ -72,7 +72,6 @@ def cache_settings(url: str, **overrides: Any) -> Settings:
         "PROPINTEL_CACHE_ENABLED": True,
         "REDIS_URL": REDIS_URL,
         "PROPINTEL_CACHE_NAMESPACE": f"test{os.getpid()}",
-        "ADMIN_API_KEY": ADMIN_KEY,
         "PROPINTEL_CACHE_WARM": 0,
         **overrides,
     }
@@ -204,9 +203,13 @@ async def test_writes_need_the_admin_key_and_valid_input(
     app, _ = two_apps
     property_id = await some_property(app)
     sale = new_sale(property_id, 500_000, "AZ000001")
-    for headers in ({}, {"Authorization": "Bearer wrong-key-0123456789"}, {"Authorization": "x"}):
+    for headers, code in (({}, "FORBIDDEN"), (bearer(7, Role.USER), "FORBIDDEN")):
         body = (await post(app, RECORD_SALE, headers, input=sale)).json()
-        assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+        assert body["errors"][0]["extensions"]["code"] == code
+    for headers in ({"Authorization": "Bearer wrong-key-0123456789"}, {"Authorization": "x"}):
+        response = await post(app, RECORD_SALE, headers, input=sale)
+        assert response.status_code == 401
+        assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     stats = (await post(app, "{ cacheStats { enabled } }")).json()
     assert stats["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
@@ -428,7 +431,6 @@ async def test_embedded_mode_caches_in_l1_without_redis(sqlite_url: str) -> None
         settings_for(
             sqlite_url,
             PROPINTEL_CACHE_ENABLED=True,
-            ADMIN_API_KEY=ADMIN_KEY,
             PROPINTEL_CACHE_WARM=0,
         )
     )
@@ -452,7 +454,7 @@ def cache_server(url: str) -> contextlib.AbstractContextManager[str]:
             "DATABASE_URL": url,
             "REDIS_URL": REDIS_URL,
             "PROPINTEL_CACHE_NAMESPACE": settings.cache_namespace,
-            "ADMIN_API_KEY": ADMIN_KEY,
+            "JWT_SECRET": JWT_SECRET,
             "PROPINTEL_INITIAL_LOAD": "none",
             "PROPINTEL_PROFILE": "test",
             "PROPINTEL_CACHE_WARM": "0",

@@ -11,6 +11,7 @@ from app.resilience.bulkhead import Bulkhead, BulkheadConfig, BulkheadFull
 from app.resilience.deadline import deadline_in
 from app.resilience.dependency import Dependency, DependencyConfig, ServiceUnavailable
 from app.resilience.retry import Retry
+from tests.credentials import BOOTSTRAP_KEY, JWT_SECRET
 
 
 class Clock:
@@ -210,6 +211,8 @@ def test_profile_policies_take_overrides_from_the_environment(
         '{"timeout_s": 1.5, "retry": "STANDARD", "breaker": {"minimum_calls": 5}}',
     )
     monkeypatch.setenv("PROPINTEL_PROFILE", "prod")
+    monkeypatch.setenv("JWT_SECRET", JWT_SECRET)
+    monkeypatch.setenv("ADMIN_API_KEY", BOOTSTRAP_KEY)
     configs = dependency_configs(Settings())
     assert configs["postgresql"].timeout_s == 1.5
     assert configs["postgresql"].retry is Retry.STANDARD

@@ -597,9 +597,16 @@ class TieredCache:
 
 
 def _redis_cache(url: str) -> RedisCache:
-    from urllib.parse import urlparse
+    from urllib.parse import parse_qs, urlparse
 
     parsed = urlparse(url)
+    pool_options: dict[str, object] = {"timeout": 1.0}
+    tls = parsed.scheme == "rediss"
+    if tls:  # redis-py's URL options for TLS (aiocache takes host and port, not a URL)
+        options = parse_qs(parsed.query)
+        for name in ("ssl_ca_certs", "ssl_cert_reqs", "ssl_certfile", "ssl_keyfile"):
+            if options.get(name):
+                pool_options[name] = options[name][0]
     return RedisCache(
         serializer=_EntrySerializer(),
         endpoint=parsed.hostname or "127.0.0.1",
@@ -613,5 +620,6 @@ def _redis_cache(url: str) -> RedisCache:
         # waiting a moment).
         connection_pool_class=BlockingConnectionPool,
         pool_max_size=REDIS_POOL_SIZE,
-        connection_pool_kwargs={"timeout": 1.0},
+        connection_pool_kwargs=pool_options,
+        ssl=tls,
     )

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.settings import get_settings
 from db.tables import metadata
+from db.tls import asyncpg_ssl
 
 config = context.config
 
@@ -26,7 +27,10 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_online(url: str) -> None:
-    engine = create_async_engine(url)
+    settings = get_settings()
+    ssl = asyncpg_ssl(settings.db_sslmode, settings.db_sslrootcert)
+    connect_args = {"ssl": ssl} if ssl is not None and url.startswith("postgresql") else {}
+    engine = create_async_engine(url, connect_args=connect_args)
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()

@@ -1,0 +1,1 @@
+"""Accounts: who is asking (principals), passwords, tokens and API keys."""

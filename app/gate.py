@@ -1,0 +1,223 @@
+"""What a request to /graphql passes before GraphQL sees it, cheapest refusal first:
+
+1. content type: a POST must be JSON (a form or text/plain POST is what a cross-site page can
+   send without a preflight: refusing it is the CSRF defence), else 415;
+2. identity: the credential, if any, is checked (401 if wrong), giving the principal;
+3. rate limit for that principal (429 with Retry-After);
+4. query limits for the principal's role: batch size, bytes, tokens, depth, aliases, fields,
+   directives and cost (QUERY_TOO_COMPLEX), so an oversized request runs no resolver.
+
+The principal travels to the GraphQL context in the ASGI scope's state.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.accounts.identify import AuthenticationFailed, Authenticator
+from app.accounts.principal import Principal
+from app.errors import ErrorCode
+from app.http_body import read_body, replay
+from app.query_limits.analysis import QueryAnalyzer, Violation
+from app.ratelimit.limiter import RateLimiter
+from app.settings import Settings
+
+logger = logging.getLogger("propintel.gate")
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+MAX_BODY_BYTES = 1_000_000
+
+
+class Gate:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        authenticator: Authenticator,
+        rate_limiter: RateLimiter | None,
+        analyzer: QueryAnalyzer,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.authenticator = authenticator
+        self.rate_limiter = rate_limiter
+        self.analyzer = analyzer
+        self.limits = {
+            "anonymous": settings.query_limits_anonymous,
+            "user": settings.query_limits_user,
+            "admin": settings.query_limits_admin,
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
+        }
+        answer_as = GRAPHQL_RESPONSE if GRAPHQL_RESPONSE in headers.get("accept", "") else None
+        method = scope["method"]
+        if method == "POST" and not _is_json(headers.get("content-type", "")):
+            await _refuse(
+                send,
+                415,
+                "POST a JSON body (Content-Type: application/json).",
+                "BAD_REQUEST",
+                answer_as,
+            )
+            return
+        peer = scope["client"][0] if scope.get("client") else None
+        try:
+            principal = await self.authenticator.identify(headers, peer)
+        except AuthenticationFailed as failure:
+            await _refuse(
+                send,
+                401,
+                failure.message,
+                ErrorCode.UNAUTHENTICATED,
+                answer_as,
+                headers=[(b"www-authenticate", b'Bearer error="invalid_token"')],
+            )
+            return
+        except Exception:
+            logger.warning("credential check failed", exc_info=True)
+            await _refuse(
+                send,
+                503,
+                "Credentials cannot be checked right now; retry shortly.",
+                ErrorCode.SERVICE_UNAVAILABLE,
+                answer_as,
+                headers=[(b"retry-after", b"1")],
+            )
+            return
+        if self.rate_limiter is not None:
+            refusal = await self.rate_limiter.check(principal)
+            if refusal is not None:
+                await _refuse(
+                    send,
+                    429,
+                    refusal.message,
+                    ErrorCode.RATE_LIMITED,
+                    answer_as,
+                    headers=[(b"retry-after", str(refusal.retry_after_s).encode())],
+                    extensions={"retryAfterSeconds": refusal.retry_after_s},
+                )
+                return
+        if method == "POST":
+            body = await read_body(receive, MAX_BODY_BYTES)
+            if body is None:
+                await _refuse(send, 413, "The request body is too large.", "BAD_REQUEST", answer_as)
+                return
+            operations = _posted_operations(body)
+            receive = replay(body)
+        else:
+            operations = _query_string_operation(scope)
+        violation = self._violation(operations, principal)
+        if violation is not None:
+            # GraphQL over HTTP: a request refused before execution is a 4xx for the
+            # graphql-response media type; plain JSON clients get 200 and the error.
+            await _refuse(
+                send,
+                400 if answer_as else 200,
+                violation.message(principal.role_name),
+                ErrorCode.QUERY_TOO_COMPLEX,
+                answer_as,
+                extensions={
+                    "limit": violation.limit,
+                    "value": violation.value,
+                    "maximum": violation.maximum,
+                },
+            )
+            return
+        state = {**scope.get("state", {}), "principal": principal}
+        await self.app({**scope, "state": state}, receive, send)
+
+    def _violation(
+        self, operations: list[dict[str, Any]] | None, principal: Principal
+    ) -> Violation | None:
+        if not operations:
+            return None  # not a GraphQL request we can read: the view says what is wrong
+        limits = self.limits[principal.role_name]
+        if len(operations) > limits.max_batch:
+            return Violation("max_batch", len(operations), limits.max_batch)
+        for operation in operations:
+            query = operation.get("query")
+            name = operation.get("operationName")
+            variables = operation.get("variables")
+            if not isinstance(query, str):
+                continue
+            violation = self.analyzer.check(
+                query,
+                name if isinstance(name, str) else None,
+                variables if isinstance(variables, dict) else None,
+                limits,
+            )
+            if violation is not None:
+                return violation
+        return None
+
+
+def _is_json(content_type: str) -> bool:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type in ("application/json", GRAPHQL_RESPONSE)
+
+
+def _posted_operations(body: bytes) -> list[dict[str, Any]] | None:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(payload, dict):
+        return [payload]
+    if isinstance(payload, list) and all(isinstance(item, dict) for item in payload):
+        return payload
+    return None
+
+
+def _query_string_operation(scope: Scope) -> list[dict[str, Any]] | None:
+    params = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    query = params.get("query")
+    if not query:
+        return None
+    operation: dict[str, Any] = {"query": query[0]}
+    if params.get("operationName"):
+        operation["operationName"] = params["operationName"][0]
+    if params.get("variables"):
+        try:
+            operation["variables"] = orjson.loads(params["variables"][0])
+        except orjson.JSONDecodeError:
+            return None
+    return [operation]
+
+
+async def _refuse(
+    send: Send,
+    status: int,
+    message: str,
+    code: str,
+    answer_as: str | None,
+    *,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    extensions: dict[str, Any] | None = None,
+) -> None:
+    error = {"message": message, "extensions": {"code": str(code), **(extensions or {})}}
+    content = orjson.dumps({"errors": [error]})
+    content_type = (answer_as or "application/json").encode() + b"; charset=utf-8"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(content)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": content})

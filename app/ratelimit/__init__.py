@@ -1,0 +1,1 @@
+"""Per-client rate limits (the `limits` library: moving windows on Redis, or in memory)."""

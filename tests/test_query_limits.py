@@ -1,0 +1,154 @@
+"""Query limits per role, enforced before any resolver runs (QUERY_TOO_COMPLEX)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from app.accounts.principal import Role
+from app.asgi import create_app
+from app.settings import Settings
+from tests.conftest import settings_for
+from tests.credentials import bearer
+
+ADMIN = bearer(1, Role.ADMIN)
+USER = bearer(2, Role.USER)
+
+PAGE = "{ properties(first: %d) { edges { node { id sales(first: %d) { nodes { price } } } } } }"
+
+
+@pytest.fixture(scope="module")
+async def limited(sqlite_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings_for(sqlite_url))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://propintel.test") as client:
+        yield client
+    await app.state.db.dispose()
+
+
+async def post(
+    client: httpx.AsyncClient, payload: Any, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    return await client.post("/graphql", json=payload, headers=headers or {})
+
+
+def refused(response: httpx.Response, limit: str) -> dict[str, Any]:
+    body = response.json()
+    assert body.get("data") is None, body
+    error = body["errors"][0]
+    assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX", body
+    assert error["extensions"]["limit"] == limit, body
+    return dict(error)
+
+
+def nested(depth: int) -> str:
+    """property -> locality -> properties -> ... : `depth` levels of selection sets."""
+    inner = "id"
+    levels = 1
+    while levels < depth:
+        inner = f"locality {{ properties(first: 1) {{ nodes {{ {inner} }} }} }}"
+        levels += 3
+    return f"{{ properties(first: 1) {{ nodes {{ {inner} }} }} }}"
+
+
+async def test_depth_limit_depends_on_the_role(limited: httpx.AsyncClient) -> None:
+    deep = nested(13)
+    error = refused(await post(limited, {"query": deep}), "max_depth")
+    assert "depth" in error["message"]
+    assert "anonymous" in error["message"]
+    assert error["extensions"]["maximum"] == 10
+    refused(await post(limited, {"query": deep}, USER), "max_depth")
+    body = (await post(limited, {"query": deep}, ADMIN)).json()
+    assert "errors" not in body, body
+
+
+async def test_cost_counts_nested_pages(limited: httpx.AsyncClient) -> None:
+    error = refused(await post(limited, {"query": PAGE % (100, 100)}), "max_cost")
+    assert error["extensions"]["value"] > 10_000
+    # The same shape with smaller pages is fine, and variables are priced like literals.
+    ok = (await post(limited, {"query": PAGE % (20, 5)})).json()
+    assert "errors" not in ok, ok
+    by_variable = "query($n: Int!) { properties(first: $n) { nodes { sales(first: $n) { nodes { price } } } } }"
+    refused(await post(limited, {"query": by_variable, "variables": {"n": 100}}), "max_cost")
+    assert (
+        "errors" not in (await post(limited, {"query": by_variable, "variables": {"n": 3}})).json()
+    )
+    # An admin may ask for more.
+    assert "errors" not in (await post(limited, {"query": PAGE % (100, 100)}, ADMIN)).json()
+
+
+async def test_aliases_fields_directives_and_tokens(limited: httpx.AsyncClient) -> None:
+    aliases = "{ " + " ".join(f"a{i}: __typename" for i in range(31)) + " }"
+    refused(await post(limited, {"query": aliases}), "max_aliases")
+    assert "errors" not in (await post(limited, {"query": aliases}, USER)).json()
+    duplicated = "{ " + "__typename " * 401 + "}"
+    refused(await post(limited, {"query": duplicated}), "max_fields")
+    directives = "{ __typename" + " @include(if: true)" * 31 + " }"
+    refused(await post(limited, {"query": directives}), "max_directives")
+    tokens = " ".join(f"query Q{i} {{ __typename }}" for i in range(450))
+    refused(await post(limited, {"query": tokens, "operationName": "Q1"}), "max_tokens")
+    huge = "{ __typename }" + " " * 30_000
+    refused(await post(limited, {"query": huge}), "max_query_bytes")
+
+
+async def test_fragment_bombs_stop_at_the_field_limit(limited: httpx.AsyncClient) -> None:
+    """Each fragment spreads the next twice: 2^20 fields if expanded. The walk stops at the
+    field limit, so refusing it takes no longer than a normal query."""
+    fragments = [f"fragment F{i} on Query {{ ...F{i + 1} ...F{i + 1} }}" for i in range(20)]
+    fragments.append("fragment F20 on Query { __typename }")
+    bomb = "query { ...F0 } " + " ".join(fragments)
+    started = time.perf_counter()
+    refused(await post(limited, {"query": bomb}), "max_fields")
+    assert time.perf_counter() - started < 2  # a bound on work, not a speed benchmark
+    cyclic = "query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }"
+    body = (await post(limited, {"query": cyclic})).json()
+    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+async def test_batches_are_limited_per_role(limited: httpx.AsyncClient) -> None:
+    one = {"query": "{ localities(first: 1) { nodes { name } } }"}
+    answers = (await post(limited, [one, one])).json()
+    assert [a["data"]["localities"]["nodes"][0]["name"] for a in answers] == ["ABERDARE"] * 2
+    refused(await post(limited, [one] * 6), "max_batch")
+    assert len((await post(limited, [one] * 6, USER)).json()) == 6
+
+
+async def test_refused_mutations_do_not_run(limited: httpx.AsyncClient, sqlite_url: str) -> None:
+    email = f"alias-{uuid.uuid4().hex[:8]}@example.com"
+    registrations = " ".join(
+        f'r{i}: register(email: "{i}{email}", password: "long enough password") {{ email }}'
+        for i in range(31)
+    )
+    refused(await post(limited, {"query": f"mutation {{ {registrations} }}"}), "max_aliases")
+    login = 'mutation { login(email: "0%s", password: "long enough password") { accessToken } }'
+    body = (await post(limited, {"query": login % email})).json()
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"  # never registered
+
+
+async def test_graphql_response_media_type_gets_400(limited: httpx.AsyncClient) -> None:
+    response = await limited.post(
+        "/graphql",
+        json={"query": PAGE % (100, 100)},
+        headers={"accept": "application/graphql-response+json"},
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/graphql-response+json")
+    refused(response, "max_cost")
+
+
+def test_limits_come_from_settings(sqlite_url: str) -> None:
+    settings = Settings(
+        DATABASE_URL=sqlite_url,
+        PROPINTEL_QUERY_LIMITS_USER='{"max_depth": 20}',  # type: ignore[arg-type]
+    )
+    assert settings.query_limits_user.max_depth == 20
+    assert settings.query_limits_user.max_cost == 50_000  # the role's default kept
+    with pytest.raises(ValueError, match="max_depht"):
+        Settings(DATABASE_URL=sqlite_url, PROPINTEL_QUERY_LIMITS_USER='{"max_depht": 20}')  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not a rate limit"):
+        Settings(DATABASE_URL=sqlite_url, RATE_LIMIT_USER="lots")
