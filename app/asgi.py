@@ -15,6 +15,8 @@ from app.accounts.identify import Authenticator
 from app.accounts.service import Accounts, random_secret
 from app.accounts.tokens import AccessTokens
 from app.cache.service import CacheService
+from app.estimates.registry import ModelRegistry
+from app.estimates.training import Trainer
 from app.gate import Gate
 from app.graphql_view import PropintelGraphQL
 from app.health import healthz, readyz
@@ -63,11 +65,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         production=production,
         max_batch=max(limits.max_batch for limits in role_limits),
     )
+    models = ModelRegistry(db, poll_s=settings.model_poll_s)
+    trainer = Trainer(db, models, settings.database_url)
     graphql = PropintelGraphQL(
         db=db,
         settings=settings,
         caching=caching,
         accounts=Accounts(db, settings, tokens, authenticator),
+        models=models,
+        trainer=trainer,
         schema=schema,
         graphql_ide=None if production else "graphiql",
     )
@@ -87,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if caching is not None:
             await caching.start()
+        await models.start()
         # Everything built so far (modules, schema, plans) lives as long as the process:
         # move it out of the collector's way, so a full collection scans only what requests
         # create (full collections over the whole heap paused requests for 100-130 ms).
@@ -94,6 +101,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            await trainer.close()
+            await models.close()
             if caching is not None:
                 await caching.close()
             await db.dispose()
@@ -111,6 +120,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.graphql = graphql
     app.state.caching = caching
+    app.state.models = models
+    app.state.trainer = trainer
     app.state.dependencies = {"postgresql": postgresql, "redis": redis}
     return app
 

@@ -242,6 +242,40 @@ def cmd_serve(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    """Trains in this process (a CLI has no requests to stall), stores the model in the
+    registry, and prints its validation figures."""
+    from app.estimates.training import store, train_artifact
+    from db.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    options = {"holdout_weeks": args.holdout_weeks}
+    print(f"Training on {settings.database_url.split('@')[-1]} ...", flush=True)
+    try:
+        trained = train_artifact(settings.database_url, options)
+    except ValueError as error:  # e.g. too few sales to train on
+        raise CliError(f"cannot train: {error}") from None
+
+    async def register() -> int:
+        db = Database(create_engine(settings.database_url, pool_size=1), pool_size=1)
+        try:
+            return (await store(db, trained, activate=args.activate)).version
+        finally:
+            await db.dispose()
+
+    version = asyncio.run(register())
+    m = trained.metrics
+    print(
+        f"model {version}{' (active)' if args.activate else ''}: data {trained.data_from} to "
+        f"{trained.data_to}; held out {m.get('validation_from')} to {m.get('validation_to')} "
+        f"({m['n_validation']} sales): MdAPE {m['mdape']:.1%}, within 10% {m['within_10']:.1%}, "
+        f"within 20% {m['within_20']:.1%}, 80% interval coverage {m['coverage']:.1%} "
+        f"(locality x strata median: MdAPE {m['baseline_mdape']:.1%}); "
+        f"{trained.training_seconds:.0f} s"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="propintel", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -271,6 +305,18 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--no-migrate", action="store_true", help="do not upgrade the schema first")
     load.add_argument("--quiet", action="store_true", help="no progress bar")
     load.set_defaults(handler=cmd_load_data)
+
+    train = commands.add_parser("train", help="train a price model and add it to the registry")
+    train.add_argument(
+        "--holdout-weeks", type=int, default=8, help="most recent weeks held out for validation"
+    )
+    train.add_argument(
+        "--no-activate",
+        dest="activate",
+        action="store_false",
+        help="register the model without serving it (activateModel serves it later)",
+    )
+    train.set_defaults(handler=cmd_train)
     return parser
 
 

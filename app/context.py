@@ -12,6 +12,8 @@ from app.accounts.principal import Principal
 from app.accounts.service import Accounts
 from app.cache import Cache, RequestScope
 from app.cache.service import CacheService
+from app.estimates.registry import ModelRegistry
+from app.estimates.training import Trainer
 from app.settings import Settings
 from db.engine import Database
 from loaders import Loaders
@@ -32,6 +34,9 @@ class Context:
     """What this operation read through the cache (for the whole-operation cache)."""
     principal: Principal
     accounts: Accounts
+    models: ModelRegistry | None
+    """The active price model (None: estimates are off in this process)."""
+    trainer: Trainer | None
 
     @property
     def is_admin(self) -> bool:

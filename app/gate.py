@@ -25,11 +25,11 @@ from app.errors import ErrorCode
 from app.http_body import read_body, replay
 from app.query_limits.analysis import QueryAnalyzer, Violation
 from app.ratelimit.limiter import RateLimiter
+from app.response_media import GRAPHQL_RESPONSE, as_graphql_response, preferred_media_type
 from app.settings import Settings
 
 logger = logging.getLogger("propintel.gate")
 
-GRAPHQL_RESPONSE = "application/graphql-response+json"
 MAX_BODY_BYTES = 1_000_000
 
 
@@ -61,7 +61,9 @@ class Gate:
         headers = {
             name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
         }
-        answer_as = GRAPHQL_RESPONSE if GRAPHQL_RESPONSE in headers.get("accept", "") else None
+        answer_as = preferred_media_type(headers.get("accept", ""))
+        if answer_as is not None:
+            send = as_graphql_response(send)
         method = scope["method"]
         if method == "POST" and not _is_json(headers.get("content-type", "")):
             await _refuse(
@@ -118,6 +120,17 @@ class Gate:
             receive = replay(body)
         else:
             operations = _query_string_operation(scope)
+            if operations and self._is_mutation(operations[0]):
+                # GraphQL over HTTP: a mutation over GET is refused with 405, not run.
+                await _refuse(
+                    send,
+                    405,
+                    "Mutations must be sent with POST.",
+                    "BAD_REQUEST",
+                    answer_as,
+                    headers=[(b"allow", b"POST")],
+                )
+                return
         violation = self._violation(operations, principal)
         if violation is not None:
             # GraphQL over HTTP: a request refused before execution is a 4xx for the
@@ -137,6 +150,12 @@ class Gate:
             return
         state = {**scope.get("state", {}), "principal": principal}
         await self.app({**scope, "state": state}, receive, send)
+
+    def _is_mutation(self, operation: dict[str, Any]) -> bool:
+        query, name = operation.get("query"), operation.get("operationName")
+        if not isinstance(query, str):
+            return False
+        return self.analyzer.is_mutation(query, name if isinstance(name, str) else None)
 
     def _violation(
         self, operations: list[dict[str, Any]] | None, principal: Principal

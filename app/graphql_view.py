@@ -23,6 +23,8 @@ from app.cache import Cache, PassThrough, RequestScope
 from app.cache.service import CacheService
 from app.context import Context
 from app.errors import ErrorCode
+from app.estimates.registry import ModelRegistry
+from app.estimates.training import Trainer
 from app.execution import CompiledExecutor
 from app.execution.plan import OperationPlan
 from app.resilience.deadline import deadline_in
@@ -73,11 +75,15 @@ class PropintelGraphQL(GraphQL[Context, None]):
         settings: Settings,
         caching: CacheService | None,
         accounts: Accounts,
+        models: ModelRegistry | None = None,
+        trainer: Trainer | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.db = db
         self.accounts = accounts
+        self.models = models
+        self.trainer = trainer
         self.settings = settings
         self.caching = caching
         self.compiled: CompiledExecutor | None = None
@@ -110,6 +116,8 @@ class PropintelGraphQL(GraphQL[Context, None]):
             scope=scope,
             principal=_principal(request),
             accounts=self.accounts,
+            models=self.models,
+            trainer=self.trainer,
         )
 
     async def execute_single(

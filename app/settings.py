@@ -124,6 +124,7 @@ class Settings(BaseSettings):
         default=7 * 24 * 3600, gt=0, alias="PROPINTEL_CACHE_TTL_STATIC_S"
     )
     cache_ttl_trending_s: float = Field(default=600, gt=0, alias="PROPINTEL_CACHE_TTL_TRENDING_S")
+    cache_ttl_estimate_s: float = Field(default=3600, gt=0, alias="PROPINTEL_CACHE_TTL_ESTIMATE_S")
     cache_ttl_operation_s: float = Field(default=300, gt=0, alias="PROPINTEL_CACHE_TTL_OPERATION_S")
     cache_stale_if_error_s: float = Field(
         default=600, ge=0, le=86_400, alias="PROPINTEL_CACHE_STALE_IF_ERROR_S"
@@ -131,6 +132,8 @@ class Settings(BaseSettings):
     """How long past its TTL a cached value may still be served while its source is down."""
     cache_warm_localities: int = Field(default=20, ge=0, le=1000, alias="PROPINTEL_CACHE_WARM")
     """How many of the busiest localities to warm at startup (0: none)."""
+    model_poll_s: float = Field(default=15, gt=0, le=3600, alias="PROPINTEL_MODEL_POLL_S")
+    """How often each process checks which price model is active."""
     admin_api_key: SecretStr | None = Field(default=None, alias="ADMIN_API_KEY")
     """Bootstrap key: only creates (or promotes) an ADMIN account (`bootstrapAdmin`)."""
     jwt_secret: SecretStr | None = Field(default=None, alias="JWT_SECRET")
@@ -236,6 +239,7 @@ class Settings(BaseSettings):
             stats=self.cache_ttl_stats_s,
             static=self.cache_ttl_static_s,
             trending=self.cache_ttl_trending_s,
+            estimate=self.cache_ttl_estimate_s,
             operation=self.cache_ttl_operation_s,
         )
 

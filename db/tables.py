@@ -194,6 +194,43 @@ api_keys = sa.Table(
 )
 
 
+# The price model registry: every trained model with its validation metrics and artifact
+# (a pickle of app.pricing.PriceModel: written and read only by this service).
+price_models = sa.Table(
+    "price_models",
+    metadata,
+    sa.Column("version", Id, primary_key=True),
+    sa.Column("trained_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("data_from", sa.Date, nullable=False),
+    sa.Column("data_to", sa.Date, nullable=False),
+    sa.Column("features", sa.Text, nullable=False),  # JSON list
+    sa.Column("metrics", sa.Text, nullable=False),  # JSON object
+    sa.Column("training_seconds", sa.Float, nullable=False),
+    sa.Column("artifact", sa.LargeBinary, nullable=False),
+    sa.Column("artifact_sha256", sa.String(64), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+training_jobs = sa.Table(
+    "training_jobs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("activate", sa.Boolean, nullable=False),
+    sa.Column("requested_by", Id),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("model_version", Id),
+    sa.Column("error", sa.Text),
+    sa.CheckConstraint(
+        "status IN ('QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED')", name="ck_training_jobs_status"
+    ),
+)
+
+
 # Indexes that serve the keyset queries in db/repositories (each matches one ORDER BY).
 sa.Index(
     "ix_properties_locality_id",
@@ -259,3 +296,10 @@ sa.Index(
 sa.Index("ix_refresh_tokens_user_id", refresh_tokens.c.user_id)
 sa.Index("ix_refresh_tokens_family", refresh_tokens.c.family)
 sa.Index("ix_api_keys_user_id", api_keys.c.user_id, api_keys.c.id)
+sa.Index(
+    "ix_price_models_active",
+    price_models.c.active,
+    unique=True,
+    postgresql_where=price_models.c.active,
+    sqlite_where=price_models.c.active,
+)

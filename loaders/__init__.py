@@ -9,7 +9,9 @@ from __future__ import annotations
 from functools import cached_property
 
 from app.cache import Cache, RequestScope
+from app.estimates.registry import ModelRegistry
 from db.engine import Database
+from loaders.estimates import EstimateLoader
 from loaders.localities import LocalityByIdLoader, LocalityByNameLoader, PropertiesByLocalityLoader
 from loaders.properties import PropertyByIdLoader
 from loaders.sales import SaleByIdLoader, SalesByPropertyLoader
@@ -22,6 +24,13 @@ class Loaders:
 
     def __init__(self, db: Database, cache: Cache, scope: RequestScope | None) -> None:
         self._arguments = (db, cache, scope)
+        self._estimates: EstimateLoader | None = None
+
+    def estimates(self, registry: ModelRegistry, version: int) -> EstimateLoader:
+        """The estimate loader of the model version this request started with."""
+        if self._estimates is None or self._estimates.version != version:
+            self._estimates = EstimateLoader(*self._arguments, registry, version)
+        return self._estimates
 
     @cached_property
     def property_by_id(self) -> PropertyByIdLoader:

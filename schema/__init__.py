@@ -14,11 +14,12 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 
 from db.records import LocalityRecord, Page, PropertyRecord, SaleRecord
-from resolvers import accounts, localities, mutations, node, properties
+from resolvers import accounts, estimates, localities, mutations, node, properties
 from resolvers import admin as admin_resolvers
 from schema.accounts import ApiKeyType, AuthPayload, CreatedApiKey, UserType
 from schema.admin import CacheStats, DependencyStatus, InvalidationResult, WarmResult
 from schema.errors import PropintelSchema
+from schema.estimates import PriceEstimate, PriceModelType, TrainingJob
 from schema.extensions import SqlStatementCount
 from schema.inputs import RecordSaleInput, UpdatePropertyInput  # noqa: F401 (schema types)
 from schema.types import Locality, LocalityConnection, Node, Property, PropertyConnection, Sale
@@ -51,6 +52,16 @@ class Query:
         graphql_type=list[DependencyStatus],
         description="Circuit breakers, bulkheads, retries and timeouts per dependency (admin).",
     )
+    estimate_price: PriceEstimate = strawberry.field(
+        resolver=estimates.estimate_price,
+        description="An estimate for a property we do not hold, from its features.",
+    )
+    models: list[PriceModelType] = strawberry.field(
+        resolver=estimates.models, description="The price model registry, newest first (admin)."
+    )
+    model_training_status: TrainingJob = strawberry.field(
+        resolver=estimates.model_training_status, description="A training job (admin)."
+    )
     me: UserType | None = strawberry.field(
         resolver=accounts.me, description="The signed-in account; null when anonymous."
     )
@@ -79,6 +90,14 @@ class Mutation:
         resolver=admin_resolvers.warm_cache,
         graphql_type=WarmResult,
         description="Loads localities (default: the busiest) into the cache (admin).",
+    )
+    retrain_model: TrainingJob = strawberry.field(
+        resolver=estimates.retrain_model,
+        description="Trains a price model in a worker process; returns the job at once "
+        "(poll modelTrainingStatus). With activate (default) it serves once trained (admin).",
+    )
+    activate_model: PriceModelType = strawberry.field(
+        resolver=estimates.activate_model, description="Serves this model version (admin)."
     )
     register: UserType = strawberry.field(
         resolver=accounts.register,

@@ -16,10 +16,12 @@ from typing import Annotated, Any
 import strawberry
 
 from db.records import LocalityRecord, LocalityStatsRecord, Page, PropertyRecord, SaleRecord
+from resolvers import estimates as estimate_resolvers
 from resolvers import localities as locality_resolvers
 from resolvers import properties as property_resolvers
 from resolvers import sales as sale_resolvers
 from schema.enums import NonMarketReason, PropertyNature
+from schema.estimates import PriceEstimate
 
 
 @strawberry.interface(description="An object with a globally unique, opaque id.")
@@ -132,6 +134,15 @@ class Property(Node):
         resolver=property_resolvers.sales,
         graphql_type=Annotated["SaleConnection", strawberry.lazy("schema.types")],
         description="Price history, newest contract first.",
+    )
+    estimate: PriceEstimate = strawberry.field(
+        resolver=estimate_resolvers.estimate,
+        description="What the active price model says it is worth, with an 80% interval.",
+    )
+    comparable_sales: list[SaleRecord] = strawberry.field(
+        resolver=estimate_resolvers.comparable_sales,
+        graphql_type=list[Annotated["Sale", strawberry.lazy("schema.types")]],
+        description="Recent market sales in its locality, of its kind, nearest in land area.",
     )
 
     @classmethod

@@ -19,6 +19,8 @@ class Resource(StrEnum):
     """Localities: names, postcodes, coordinates."""
     TRENDING = "trending"
     """Trending and popular lists."""
+    ESTIMATE = "estimate"
+    """Price estimates (keyed by property, model version and date)."""
     OPERATION = "operation"
     """Whole-operation responses (stored for the shortest TTL of what they contain)."""
 
@@ -33,6 +35,7 @@ class Ttls:
     stats: float = 3600
     static: float = 7 * 24 * 3600
     trending: float = 600
+    estimate: float = 3600
     operation: float = 300
 
     def of(self, resource: Resource) -> float:

@@ -119,6 +119,13 @@ class QueryAnalyzer:
             return exceeded.violation
         return None
 
+    def is_mutation(self, query: str, operation_name: str | None) -> bool:
+        document = self.parse(query).document
+        if document is None:
+            return False
+        operation, _ = _operation(document, operation_name)
+        return operation is not None and operation.operation is OperationType.MUTATION
+
     def parse(self, query: str) -> ParsedDocument:
         found = self._parsed.get(query)
         if found is not None:

@@ -1,0 +1,216 @@
+"""Price estimates, comparable sales, and the model registry (admin)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, date, datetime
+
+import strawberry
+
+from app.context import Context, Info
+from app.errors import ConflictError, DomainError, ErrorCode, NotFoundError, UserInputError
+from app.estimates.training import JobRunning
+from db.records import PropertyRecord, SaleRecord
+from db.repositories import price_models as registry_repo
+from db.repositories.estimates import comparable_sales as comparable_sales_of
+from loaders.estimates import subject_of
+from resolvers.admin import require_admin
+from resolvers.batching import one_parent_of
+from resolvers.filters import check_name, check_postcode
+from schema.enums import PropertyNature
+from schema.estimates import PriceEstimate, PriceModelType, PropertyFeaturesInput, TrainingJob
+
+EARLIEST_AS_OF = date(2001, 1, 1)  # the data starts here
+MAX_AREA_M2 = 10_000_000.0  # 1,000 ha: larger is a data error, not a residential lot
+MAX_COMPARABLES = 20
+_ZONING = re.compile(r"^[A-Za-z0-9 ._/-]{1,16}$")
+
+
+class NoActiveModel(DomainError):
+    code = ErrorCode.SERVICE_UNAVAILABLE
+
+    def __init__(self) -> None:
+        super().__init__(
+            "No price model is active yet: an admin trains one with retrainModel.",
+            retryAfterSeconds=60,
+        )
+
+
+def check_as_of(as_of: date | None) -> date:
+    today = datetime.now(UTC).date()
+    if as_of is None:
+        return today
+    if not EARLIEST_AS_OF <= as_of <= today:
+        raise UserInputError(
+            f"`asOf` must be between {EARLIEST_AS_OF} and today ({today}), got {as_of}",
+            argument="asOf",
+        )
+    return as_of
+
+
+def _estimate(value: object, version: int) -> PriceEstimate:
+    from app.pricing import Estimate
+
+    assert isinstance(value, Estimate)
+    return PriceEstimate(
+        price=value.price,
+        low=value.low,
+        high=value.high,
+        model_version=version,
+        as_of=value.as_of,
+    )
+
+
+async def estimates_of(
+    parents: list[PropertyRecord], context: Context, as_of: date | None = None
+) -> list[PriceEstimate]:
+    when = check_as_of(as_of)
+    active = context.models.active if context.models is not None else None
+    if active is None:
+        raise NoActiveModel()
+    loader = context.loaders.estimates(context.models, active.version)  # type: ignore[arg-type]
+    loader.remember(parents)
+    found = await loader.load_many([(p.id, when) for p in parents])
+    return [_estimate(value, active.version) for value in found]
+
+
+@one_parent_of(estimates_of)
+async def estimate(root: PropertyRecord, info: Info, as_of: date | None = None) -> PriceEstimate:
+    """`asOf`: the date of the estimate (default: today)."""
+    return (await estimates_of([root], info.context, as_of))[0]
+
+
+async def estimate_price(
+    info: Info, input: PropertyFeaturesInput, as_of: date | None = None
+) -> PriceEstimate:
+    context = info.context
+    when = check_as_of(as_of)
+    models = context.models
+    active = models.active if models is not None else None
+    if models is None or active is None:
+        raise NoActiveModel()
+    check_name(input.locality_name, "input.localityName")
+    check_postcode(input.postcode, "input.postcode")
+    if input.area_m2 is not None and not 0 < input.area_m2 <= MAX_AREA_M2:
+        raise UserInputError(
+            f"`input.areaM2` must be above 0 and at most {MAX_AREA_M2:,.0f} m², "
+            f"got {input.area_m2}",
+            argument="input.areaM2",
+        )
+    if input.zoning is not None and not _ZONING.match(input.zoning):
+        raise UserInputError(
+            "`input.zoning` must be a zoning code of 1 to 16 letters and digits, e.g. R2",
+            argument="input.zoning",
+        )
+    if input.street_name is not None:
+        check_name(input.street_name, "input.streetName")
+    locality = await context.loaders.locality_by_name.load(
+        (input.locality_name.strip().upper(), input.postcode)
+    )
+    if locality is None or not active.model.knows_locality(locality.id):
+        raise UserInputError(
+            f"Unknown locality {input.locality_name!r} with postcode {input.postcode}: "
+            "no sales to estimate from",
+            argument="input.localityName",
+        )
+    nature = input.nature.value if isinstance(input.nature, PropertyNature) else None
+    subject = subject_of(
+        PropertyRecord(
+            id=0,
+            vg_property_id=0,
+            strata_lot="",
+            district_code=None,  # the model knows the district of a locality it knows
+            district=locality.district,
+            property_name=None,
+            unit_number=None,
+            house_number=None,
+            street_name=input.street_name.strip().upper() if input.street_name else None,
+            locality_id=locality.id,
+            postcode=input.postcode,
+            area_m2=input.area_m2,
+            zoning=input.zoning.strip().upper() if input.zoning else None,
+            nature=nature,
+            primary_purpose=None,
+            is_strata=input.is_strata,
+            latitude=locality.latitude,
+            longitude=locality.longitude,
+            last_sale_price=0,
+            last_sale_date=when,
+        ),
+        (),
+    )
+    (value,) = await models.predict([subject], when)
+    return _estimate(value, active.version)
+
+
+async def comparables_of(
+    parents: list[PropertyRecord], context: Context, first: int = 5
+) -> list[list[SaleRecord]]:
+    if not 1 <= first <= MAX_COMPARABLES:
+        raise UserInputError(
+            f"`first` must be between 1 and {MAX_COMPARABLES}, got {first}", argument="first"
+        )
+    return list(
+        await asyncio.gather(
+            *(
+                comparable_sales_of(
+                    context.db,
+                    locality_id=p.locality_id,
+                    is_strata=p.is_strata,
+                    exclude_property=p.id,
+                    area_m2=p.area_m2,
+                    limit=first,
+                )
+                for p in parents
+            )
+        )
+    )
+
+
+@one_parent_of(comparables_of)
+async def comparable_sales(root: PropertyRecord, info: Info, first: int = 5) -> list[SaleRecord]:
+    return (await comparables_of([root], info.context, first))[0]
+
+
+async def models(info: Info) -> list[PriceModelType]:
+    require_admin(info)
+    return [PriceModelType(record=r) for r in await registry_repo.models(info.context.db)]
+
+
+async def retrain_model(info: Info, activate: bool = True) -> TrainingJob:
+    """Starts training in a worker process and returns at once with the job."""
+    require_admin(info)
+    trainer = info.context.trainer
+    if trainer is None:
+        raise NoActiveModel()
+    try:
+        job = await trainer.start(activate=activate, requested_by=info.context.principal.user_id)
+    except JobRunning as running:
+        raise ConflictError(f"Training job {running.job.id} is still running.") from None
+    return TrainingJob(record=job)
+
+
+async def model_training_status(info: Info, id: strawberry.ID) -> TrainingJob:
+    require_admin(info)
+    if not re.fullmatch(r"[0-9a-f]{32}", id):
+        raise UserInputError(f"{id!r} is not a training job id", argument="id")
+    job = await registry_repo.job(info.context.db, id)
+    if job is None:
+        raise NotFoundError(f"No training job {id}.")
+    return TrainingJob(record=job)
+
+
+async def activate_model(info: Info, version: int) -> PriceModelType:
+    require_admin(info)
+    context = info.context
+    previous = context.models.active.version if context.models and context.models.active else None
+    record = await registry_repo.activate(context.db, version)
+    if record is None:
+        raise NotFoundError(f"No price model version {version}.")
+    if context.models is not None:
+        await context.models.refresh()
+    if previous is not None and previous != version and context.caching is not None:
+        # Estimates are keyed by version already; responses that held them are tagged.
+        await context.caching.invalidate(tags=[f"model:{previous}"])
+    return PriceModelType(record=record)

@@ -1,0 +1,155 @@
+"""Types of price estimates and of the model registry."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+
+import strawberry
+
+from db.repositories.price_models import JobRecord, ModelRecord
+from schema.enums import PropertyNature
+
+
+@strawberry.type(
+    description="What a property is worth on `asOf`: the model's estimate and "
+    "its 80% prediction interval [low, high]."
+)
+class PriceEstimate:
+    price: int
+    low: int
+    high: int
+    model_version: int
+    as_of: date
+
+
+@strawberry.input(description="A property we do not hold, described by its features.")
+class PropertyFeaturesInput:
+    locality_name: str
+    postcode: str
+    is_strata: bool
+    area_m2: float | None = strawberry.field(
+        default=None, description="Land area in square metres (strata lots: leave out)."
+    )
+    zoning: str | None = strawberry.field(default=None, description="Zoning code, e.g. 'R2'.")
+    nature: PropertyNature | None = None
+    street_name: str | None = None
+
+
+@strawberry.type(description="Validation figures on the most recent held-out weeks.")
+class ModelMetrics:
+    mdape: float = strawberry.field(description="Median absolute percentage error.")
+    within10: float = strawberry.field(description="Share of sales estimated within 10%.")
+    within20: float = strawberry.field(description="Share of sales estimated within 20%.")
+    interval_coverage: float = strawberry.field(
+        description="Share of held-out sales inside the 80% interval."
+    )
+    validation_sales: int
+    training_sales: int
+    baseline_mdape: float | None = strawberry.field(
+        description="MdAPE of a locality x strata median over the same weeks, for comparison."
+    )
+    validation_from: date | None
+    validation_to: date | None
+
+    @classmethod
+    def of(cls, metrics: dict[str, Any]) -> ModelMetrics:
+        def day(name: str) -> date | None:
+            value = metrics.get(name)
+            return None if value is None else date.fromisoformat(value)
+
+        baseline = metrics.get("baseline_mdape")
+        return cls(
+            mdape=float(metrics["mdape"]),
+            within10=float(metrics["within_10"]),
+            within20=float(metrics["within_20"]),
+            interval_coverage=float(metrics["coverage"]),
+            validation_sales=int(metrics["n_validation"]),
+            training_sales=int(metrics["n_train"]),
+            baseline_mdape=None if baseline is None else float(baseline),
+            validation_from=day("validation_from"),
+            validation_to=day("validation_to"),
+        )
+
+
+@strawberry.type(name="PriceModel", description="A trained model of the registry.")
+class PriceModelType:
+    record: strawberry.Private[ModelRecord]
+
+    @strawberry.field
+    def version(self) -> int:
+        return self.record.version
+
+    @strawberry.field
+    def trained_at(self) -> datetime:
+        return self.record.trained_at
+
+    @strawberry.field
+    def data_from(self) -> date:
+        return self.record.data_from
+
+    @strawberry.field
+    def data_to(self) -> date:
+        return self.record.data_to
+
+    @strawberry.field
+    def features(self) -> list[str]:
+        return self.record.features
+
+    @strawberry.field
+    def training_seconds(self) -> float:
+        return self.record.training_seconds
+
+    @strawberry.field
+    def active(self) -> bool:
+        return self.record.active
+
+    @strawberry.field
+    def metrics(self) -> ModelMetrics:
+        return ModelMetrics.of(self.record.metrics)
+
+
+@strawberry.enum
+class TrainingStatus(Enum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+@strawberry.type(description="A training run started by retrainModel.")
+class TrainingJob:
+    record: strawberry.Private[JobRecord]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(self.record.id)
+
+    @strawberry.field
+    def status(self) -> TrainingStatus:
+        return TrainingStatus(self.record.status)
+
+    @strawberry.field
+    def activate(self) -> bool:
+        return self.record.activate
+
+    @strawberry.field
+    def created_at(self) -> datetime:
+        return self.record.created_at
+
+    @strawberry.field
+    def started_at(self) -> datetime | None:
+        return self.record.started_at
+
+    @strawberry.field
+    def finished_at(self) -> datetime | None:
+        return self.record.finished_at
+
+    @strawberry.field
+    def model_version(self) -> int | None:
+        return self.record.model_version
+
+    @strawberry.field
+    def error(self) -> str | None:
+        return self.record.error
