@@ -14,7 +14,7 @@ from app.cache import Cache, RequestScope
 from app.cache.service import CacheService
 from app.estimates.registry import ModelRegistry
 from app.estimates.training import Trainer
-from app.settings import Settings
+from app.settings import Profile, Settings
 from db.engine import Database
 from loaders import Loaders
 
@@ -41,6 +41,11 @@ class Context:
     @property
     def is_admin(self) -> bool:
         return self.principal.is_admin
+
+    @property
+    def introspection(self) -> bool:
+        """Off in prod: `__type` answers null (schema/introspection.py)."""
+        return self.settings.profile is not Profile.PROD
 
 
 Info = StrawberryInfo[Context, None]

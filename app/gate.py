@@ -26,7 +26,7 @@ from app.http_body import read_body, replay
 from app.query_limits.analysis import QueryAnalyzer, Violation
 from app.ratelimit.limiter import RateLimiter
 from app.response_media import GRAPHQL_RESPONSE, as_graphql_response, preferred_media_type
-from app.settings import Settings
+from app.settings import Profile, Settings
 
 logger = logging.getLogger("propintel.gate")
 
@@ -48,6 +48,7 @@ class Gate:
         self.authenticator = authenticator
         self.rate_limiter = rate_limiter
         self.analyzer = analyzer
+        self.production = settings.profile is Profile.PROD
         self.limits = {
             "anonymous": settings.query_limits_anonymous,
             "user": settings.query_limits_user,
@@ -116,21 +117,30 @@ class Gate:
             if body is None:
                 await _refuse(send, 413, "The request body is too large.", "BAD_REQUEST", answer_as)
                 return
-            operations = _posted_operations(body)
+            operations, problem = _posted_operations(body)
             receive = replay(body)
         else:
-            operations = _query_string_operation(scope)
-            if operations and self._is_mutation(operations[0]):
-                # GraphQL over HTTP: a mutation over GET is refused with 405, not run.
-                await _refuse(
-                    send,
-                    405,
-                    "Mutations must be sent with POST.",
-                    "BAD_REQUEST",
-                    answer_as,
-                    headers=[(b"allow", b"POST")],
-                )
-                return
+            operations, problem = _query_string_operation(scope)
+            if problem is None and operations is None and (self.production or answer_as):
+                problem = "Give the document in the `query` parameter."
+        if problem is None and operations:
+            problem = self._selection_problem(operations)
+        if problem is not None:
+            # GraphQL over HTTP: a request that is not a well-formed GraphQL request is a
+            # 400 with a JSON body naming what is wrong (never a 500 or plain text).
+            await _refuse(send, 400, problem, "BAD_REQUEST", answer_as)
+            return
+        if method != "POST" and operations and self._is_mutation(operations[0]):
+            # GraphQL over HTTP: a mutation over GET is refused with 405, not run.
+            await _refuse(
+                send,
+                405,
+                "Mutations must be sent with POST.",
+                "BAD_REQUEST",
+                answer_as,
+                headers=[(b"allow", b"POST")],
+            )
+            return
         violation = self._violation(operations, principal)
         if violation is not None:
             # GraphQL over HTTP: a request refused before execution is a 4xx for the
@@ -150,6 +160,15 @@ class Gate:
             return
         state = {**scope.get("state", {}), "principal": principal}
         await self.app({**scope, "state": state}, receive, send)
+
+    def _selection_problem(self, operations: list[dict[str, Any]]) -> str | None:
+        for operation in operations:
+            problem = self.analyzer.selection_problem(
+                operation["query"], operation.get("operationName")
+            )
+            if problem is not None:
+                return problem
+        return None
 
     def _is_mutation(self, operation: dict[str, Any]) -> bool:
         query, name = operation.get("query"), operation.get("operationName")
@@ -187,32 +206,58 @@ def _is_json(content_type: str) -> bool:
     return media_type in ("application/json", GRAPHQL_RESPONSE)
 
 
-def _posted_operations(body: bytes) -> list[dict[str, Any]] | None:
+Parsed = tuple[list[dict[str, Any]] | None, str | None]
+"""(the operations, or None; what is wrong with the request, or None)."""
+
+
+def _posted_operations(body: bytes) -> Parsed:
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return None
+        return None, "The body is not valid JSON."
     if isinstance(payload, dict):
-        return [payload]
-    if isinstance(payload, list) and all(isinstance(item, dict) for item in payload):
-        return payload
+        operations = [payload]
+    elif isinstance(payload, list) and payload and all(isinstance(op, dict) for op in payload):
+        operations = payload
+    else:
+        return None, "The body must be a JSON object (or a non-empty array of them: a batch)."
+    for operation in operations:
+        problem = _malformed(operation)
+        if problem is not None:
+            return None, problem
+    return operations, None
+
+
+def _malformed(operation: dict[str, Any]) -> str | None:
+    if not isinstance(operation.get("query"), str):
+        return "`query` must be a string holding the GraphQL document."
+    for name, kind, label in (
+        ("operationName", str, "a string"),
+        ("variables", dict, "an object"),
+        ("extensions", dict, "an object"),
+    ):
+        value = operation.get(name)
+        if value is not None and not isinstance(value, kind):
+            return f"`{name}` must be {label} or null."
     return None
 
 
-def _query_string_operation(scope: Scope) -> list[dict[str, Any]] | None:
+def _query_string_operation(scope: Scope) -> Parsed:
     params = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     query = params.get("query")
     if not query:
-        return None
+        return None, None
     operation: dict[str, Any] = {"query": query[0]}
     if params.get("operationName"):
         operation["operationName"] = params["operationName"][0]
-    if params.get("variables"):
-        try:
-            operation["variables"] = orjson.loads(params["variables"][0])
-        except orjson.JSONDecodeError:
-            return None
-    return [operation]
+    for name in ("variables", "extensions"):
+        if params.get(name):
+            try:
+                operation[name] = orjson.loads(params[name][0])
+            except orjson.JSONDecodeError:
+                return None, f"`{name}` must be URL-encoded JSON."
+    problem = _malformed(operation)
+    return ([operation], None) if problem is None else (None, problem)
 
 
 async def _refuse(

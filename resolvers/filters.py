@@ -37,7 +37,7 @@ def check_postcode(postcode: str | None, name: str = "postcode") -> str | None:
 def check_name(value: str | None, name: str) -> str | None:
     if value is None:
         return None
-    if not value.strip() or len(value) > MAX_NAME_LENGTH:
+    if not value.strip() or len(value) > MAX_NAME_LENGTH or "\x00" in value:
         raise UserInputError(
             f"`{name}` must be 1 to {MAX_NAME_LENGTH} characters, got {value!r}", argument=name
         )

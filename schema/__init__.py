@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import strawberry
 from strawberry.extensions import (
-    DisableIntrospection,
+    AddValidationRules,
     ParserCache,
     SchemaExtension,
     ValidationCache,
@@ -22,6 +22,7 @@ from schema.errors import PropintelSchema
 from schema.estimates import PriceEstimate, PriceModelType, TrainingJob
 from schema.extensions import SqlStatementCount
 from schema.inputs import RecordSaleInput, UpdatePropertyInput  # noqa: F401 (schema types)
+from schema.introspection import NoSchemaIntrospection
 from schema.types import Locality, LocalityConnection, Node, Property, PropertyConnection, Sale
 
 
@@ -131,7 +132,7 @@ def build_schema(
         lambda: ValidationCache(maxsize=512),
     ]
     if production:
-        extensions.insert(0, DisableIntrospection)
+        extensions.insert(0, lambda: AddValidationRules([NoSchemaIntrospection]))
     if count_statements:
         extensions.append(SqlStatementCount)
     return PropintelSchema(

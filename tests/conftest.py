@@ -150,15 +150,11 @@ class GraphQLResponse:
         return [e.get("extensions", {}).get("code") for e in self.errors]
 
 
-async def gql(
-    client: httpx.AsyncClient,
-    query: str,
-    *,
-    headers: dict[str, str] | None = None,
-    **variables: Any,
-) -> GraphQLResponse:
+async def gql(client: httpx.AsyncClient, query: str, **variables: Any) -> GraphQLResponse:
+    """POSTs `query` with `variables`; a `headers` variable (a dict) is sent as HTTP headers."""
+    headers = variables.pop("headers", None) or {}
     return GraphQLResponse(
         await client.post(
-            "/graphql", json={"query": query, "variables": variables}, headers=headers or {}
+            "/graphql", json={"query": query, "variables": variables}, headers=headers
         )
     )

@@ -11,9 +11,9 @@ import pytest
 from starlette.applications import Starlette
 
 from app.asgi import create_app
+from tests.credentials import ADMIN
 from tests.proxy import Proxy, app_behind_proxy
 from tests.test_cache import (  # cache_database: the fixture, used by this module too
-    ADMIN,
     PRICE_LIST,
     PROPERTY,
     STATS,

@@ -53,13 +53,13 @@ class CreatedKey:
 
 def normalise_email(email: str) -> str:
     email = email.strip().lower()
-    if len(email) > 254 or not _EMAIL.match(email):
+    if len(email) > 254 or not _EMAIL.match(email) or not email.isprintable():
         raise UserInputError("`email` is not an email address.", argument="email")
     return email
 
 
 def _check_password(password: str) -> str:
-    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD or "\x00" in password:
         raise UserInputError(
             f"`password` must be {MIN_PASSWORD} to {MAX_PASSWORD} characters.",
             argument="password",
@@ -88,7 +88,8 @@ class Accounts:
 
     async def login(self, email: str, password: str) -> Session:
         email = email.strip().lower()
-        if len(password) > MAX_PASSWORD or len(email) > 254:
+        if len(password) > MAX_PASSWORD or len(email) > 254 or not email.isprintable():
+            # (PostgreSQL text cannot even hold a NUL: such an email matches no account.)
             raise UnauthenticatedError("Wrong email or password.")
         found = await repo.credentials_for(self.db, email)
         # Verified even when the account does not exist: same cost, nothing learnt.
@@ -101,7 +102,7 @@ class Accounts:
         return await self._start_session(user, new_family())
 
     async def refresh(self, refresh_token: str) -> Session:
-        if len(refresh_token) > 128:
+        if len(refresh_token) > 128 or not refresh_token.isprintable():
             raise UnauthenticatedError("The refresh token is invalid, expired or revoked.")
         token = new_refresh_token()
         expires_at = datetime.now(UTC) + self.refresh_ttl
@@ -128,8 +129,10 @@ class Accounts:
 
     async def create_api_key(self, user_id: int, name: str) -> CreatedKey:
         name = name.strip()
-        if not 1 <= len(name) <= MAX_KEY_NAME:
-            raise UserInputError(f"`name` must be 1 to {MAX_KEY_NAME} characters.", argument="name")
+        if not 1 <= len(name) <= MAX_KEY_NAME or not name.isprintable():
+            raise UserInputError(
+                f"`name` must be 1 to {MAX_KEY_NAME} printable characters.", argument="name"
+            )
         live = [key for key in await repo.api_keys_of(self.db, user_id) if key.revoked_at is None]
         if len(live) >= MAX_KEYS_PER_USER:
             raise ConflictError(f"At most {MAX_KEYS_PER_USER} live API keys; revoke one first.")

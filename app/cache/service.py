@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -104,9 +105,16 @@ class CacheService:
     def operation_key(
         query: str, operation_name: str | None, variables: dict[str, Any] | None, role: str
     ) -> str:
-        material = orjson.dumps(
-            [query, operation_name, variables or {}, role], option=orjson.OPT_SORT_KEYS
-        )
+        try:
+            material = orjson.dumps(
+                [query, operation_name, variables or {}, role], option=orjson.OPT_SORT_KEYS
+            )
+        except TypeError:
+            # orjson refuses integers past 64 bits; the standard library does not (such a
+            # variable is refused by coercion anyway, but the key comes first).
+            material = json.dumps(
+                [query, operation_name, variables or {}, role], sort_keys=True, default=repr
+            ).encode()
         return hashlib.blake2b(material, digest_size=20).hexdigest()
 
     async def cached_operation(self, key: str) -> dict[str, Any] | None:

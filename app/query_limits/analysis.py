@@ -119,6 +119,25 @@ class QueryAnalyzer:
             return exceeded.violation
         return None
 
+    def selection_problem(self, query: str, operation_name: str | None) -> str | None:
+        """What is wrong with choosing the operation (None when it can be chosen, or when the
+        document does not parse: the executor reports that)."""
+        document = self.parse(query).document
+        if document is None:
+            return None
+        names = [
+            d.name.value if d.name else None
+            for d in document.definitions
+            if isinstance(d, OperationDefinitionNode)
+        ]
+        if operation_name is None:
+            if len(names) > 1:
+                return "The document holds several operations: name one in `operationName`."
+            return None
+        if operation_name not in names:
+            return f"The document has no operation named {operation_name!r}."
+        return None
+
     def is_mutation(self, query: str, operation_name: str | None) -> bool:
         document = self.parse(query).document
         if document is None:
