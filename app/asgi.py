@@ -94,6 +94,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if caching is not None:
             await caching.start()
         await models.start()
+        if settings.train_on_start:
+            await trainer.start_if_registry_empty()
         # Everything built so far (modules, schema, plans) lives as long as the process:
         # move it out of the collector's way, so a full collection scans only what requests
         # create (full collections over the whole heap paused requests for 100-130 ms).

@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     """How long past its TTL a cached value may still be served while its source is down."""
     cache_warm_localities: int = Field(default=20, ge=0, le=1000, alias="PROPINTEL_CACHE_WARM")
     """How many of the busiest localities to warm at startup (0: none)."""
+    train_on_start: bool = Field(default=True, alias="PROPINTEL_TRAIN_ON_START")
+    """With no price model in the registry, train one in the background at startup (a worker
+    process; estimates answer SERVICE_UNAVAILABLE until it is done)."""
     model_poll_s: float = Field(default=15, gt=0, le=3600, alias="PROPINTEL_MODEL_POLL_S")
     """How often each process checks which price model is active."""
     admin_api_key: SecretStr | None = Field(default=None, alias="ADMIN_API_KEY")

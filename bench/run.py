@@ -151,6 +151,7 @@ def ours(workers: int, *, cached: bool = False) -> Any:
         "ADMIN_API_KEY": os.urandom(16).hex(),
         # One client address sends everything here; the peer has no rate limits either.
         "PROPINTEL_RATE_LIMIT_ENABLED": "false",
+        "PROPINTEL_TRAIN_ON_START": "false",  # no background training during measurements
     }
     if cached:
         env |= {

@@ -64,6 +64,7 @@ def settings_for(url: str, **overrides: Any) -> Settings:
         "PROPINTEL_DATA_DIR": DATA_DIR,
         "PROPINTEL_CACHE_ENABLED": False,
         "PROPINTEL_RATE_LIMIT_ENABLED": False,
+        "PROPINTEL_TRAIN_ON_START": False,
         "JWT_SECRET": JWT_SECRET,
         "ADMIN_API_KEY": BOOTSTRAP_KEY,
         **overrides,

@@ -26,14 +26,17 @@ def live_server(
 ) -> Iterator[str]:
     """Yields the server's base URL once `ready_path` answers 200; `env` is added to this
     process's environment minus DATABASE_URL and REDIS_URL (give them in `env`). Rate limits
-    are off unless `env` turns them on (these tests send load on purpose)."""
+    are off unless `env` turns them on (these tests send load on purpose), and so is the
+    first-start model training (a background process would skew their timings)."""
     port = free_port()
     inherited = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}}
     command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
     command += ["--log-level", "warning"]
     process = subprocess.Popen(
         command,
-        env={"PROPINTEL_RATE_LIMIT_ENABLED": "false"} | inherited | dict(env),
+        env={"PROPINTEL_RATE_LIMIT_ENABLED": "false", "PROPINTEL_TRAIN_ON_START": "false"}
+        | inherited
+        | dict(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

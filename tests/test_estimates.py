@@ -4,9 +4,11 @@ caching and invalidation, validation, comparable sales, and the model registry."
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -18,6 +20,8 @@ from app.accounts.principal import Role
 from app.asgi import create_app
 from app.estimates.training import store, train_artifact
 from db.engine import Database, create_engine
+from db.repositories.price_models import job as job_of
+from db.repositories.price_models import running_job
 from tests.conftest import settings_for
 from tests.credentials import ADMIN, bearer
 
@@ -280,3 +284,25 @@ async def test_registry_retraining_and_activation(
     missing = await post(estimating, status, ADMIN, id="0" * 32)
     assert codes(missing) == ["NOT_FOUND"]
     assert codes(await post(estimating, status, ADMIN, id="nope")) == ["BAD_USER_INPUT"]
+
+
+async def test_first_start_trains_a_model_in_the_background(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """An empty registry and a database with sales: startup starts a training job (and does
+    not wait for it)."""
+    copy = tmp_path / "fresh.sqlite3"
+    shutil.copy(sqlite_url.removeprefix("sqlite:///"), copy)
+    app = create_app(settings_for(f"sqlite:///{copy}", PROPINTEL_TRAIN_ON_START=True))
+    started = time.perf_counter()
+    async with app.router.lifespan_context(app):
+        assert time.perf_counter() - started < 5
+        job = await running_job(app.state.db)
+        assert job is not None
+        assert job.activate
+        assert job.status in ("QUEUED", "RUNNING")
+    # Stopping the service stops the training with it, and says so.
+    stopped = await job_of(app.state.db, job.id)
+    assert stopped is not None
+    assert stopped.status == "FAILED"
+    assert stopped.error == "the service stopped during training"

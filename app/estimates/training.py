@@ -18,7 +18,7 @@ from typing import Any
 from app.estimates.registry import ModelRegistry
 from db.engine import Database
 from db.repositories import price_models as repo
-from db.repositories.price_models import JobRecord, ModelRecord
+from db.repositories.price_models import JobRecord, ModelRecord, sales_exist
 
 logger = logging.getLogger("propintel.training")
 
@@ -98,6 +98,7 @@ class Trainer:
         self.options = options or {}
         self._pool: ProcessPoolExecutor | None = None
         self._current: asyncio.Task[None] | None = None
+        self._job_id: str | None = None
 
     async def start(self, *, activate: bool, requested_by: int | None) -> JobRecord:
         if self._current is not None and not self._current.done():
@@ -107,8 +108,21 @@ class Trainer:
         job = await repo.create_job(
             self.db, uuid.uuid4().hex, activate=activate, requested_by=requested_by
         )
+        self._job_id = job.id
         self._current = asyncio.create_task(self._run(job), name=f"training-{job.id}")
         return job
+
+    async def start_if_registry_empty(self) -> None:
+        """First start: no model trained yet (and sales to train on): train one."""
+        try:
+            if await repo.models(self.db) or await repo.running_job(self.db):
+                return
+            if not await sales_exist(self.db):
+                return
+            job = await self.start(activate=True, requested_by=None)
+            logger.warning("no price model yet: training one in the background (job %s)", job.id)
+        except Exception:  # the service starts regardless; retrainModel can do it later
+            logger.warning("could not start the first price model training", exc_info=True)
 
     async def _run(self, job: JobRecord) -> None:
         await repo.update_job(self.db, job.id, status="RUNNING", started_at=datetime.now(UTC))
@@ -142,7 +156,24 @@ class Trainer:
             )
 
     async def close(self) -> None:
+        """Stops a training in progress with the service: the job is marked FAILED and its
+        worker process terminated (it would otherwise train on, unowned, for minutes)."""
         if self._current is not None and not self._current.done():
             self._current.cancel()
+            if self._job_id is not None:
+                try:
+                    await repo.update_job(
+                        self.db,
+                        self._job_id,
+                        status="FAILED",
+                        finished_at=datetime.now(UTC),
+                        error="the service stopped during training",
+                    )
+                except Exception:
+                    logger.warning("could not mark job %s failed", self._job_id, exc_info=True)
         if self._pool is not None:
+            # ProcessPoolExecutor has no public way to stop a busy worker before 3.14.
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                process.terminate()
             self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None

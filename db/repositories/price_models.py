@@ -246,3 +246,9 @@ async def running_job(db: Database) -> JobRecord | None:
             .first()
         )
     return None if row is None else _job(row)
+
+
+async def sales_exist(db: Database) -> bool:
+    async with db.connect() as conn:
+        found = (await conn.execute(sa.select(tables.sales.c.id).limit(1))).first()
+    return found is not None

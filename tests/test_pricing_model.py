@@ -1,0 +1,191 @@
+"""The price model (app/pricing) on the test slice, and (opt-in) on the full data."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+from dataclasses import replace
+from datetime import date
+
+import numpy as np
+import pytest
+
+from app.pricing import (
+    PriceModel,
+    Subject,
+    TrainingData,
+    is_residential,
+    load_training_sales,
+    train,
+    train_from_url,
+)
+from app.pricing.model import design_matrices
+
+
+@pytest.fixture(scope="module")
+def slice_data(sqlite_url: str) -> TrainingData:
+    return asyncio.run(load_training_sales(sqlite_url))
+
+
+@pytest.fixture(scope="module")
+def model(slice_data: TrainingData) -> PriceModel:
+    return train(slice_data, max_iter=40, max_leaf_nodes=15, min_samples_leaf=20)
+
+
+def subjects_from_sales(data: TrainingData, count: int) -> tuple[list[Subject], list[int]]:
+    """Residential sales of the last weeks as subjects (previous sales from the data)."""
+    residential = np.flatnonzero(is_residential(data))
+    newest = residential[np.argsort(data.day[residential])][-count:]
+    loc_index = {int(v): i for i, v in enumerate(data.loc_id)}
+    subjects = []
+    for i in newest:
+        same = np.flatnonzero((data.property_id == data.property_id[i]) & (data.day < data.day[i]))
+        same = same[np.argsort(data.day[same])]
+        li = loc_index[int(data.locality_id[i])]
+        subjects.append(
+            Subject(
+                locality_id=int(data.locality_id[i]),
+                locality_name="",
+                postcode="",
+                district_code=data.loc_district[li],
+                latitude=None,
+                longitude=None,
+                is_strata=bool(data.is_strata[i]),
+                area_m2=None if math.isnan(data.area_m2[i]) else float(data.area_m2[i]),
+                zoning=data.zoning_vocab[data.zoning[i]] if data.zoning[i] >= 0 else None,
+                nature=data.nature_vocab[data.nature[i]] if data.nature[i] >= 0 else None,
+                primary_purpose=(
+                    data.purpose_vocab[data.purpose[i]] if data.purpose[i] >= 0 else None
+                ),
+                street_name=data.street_vocab[data.street[i]] if data.street[i] >= 0 else None,
+                previous_sales=tuple(
+                    (date.fromordinal(int(data.day[j])), int(data.price[j])) for j in same
+                ),
+            )
+        )
+    return subjects, [int(data.price[i]) for i in newest]
+
+
+def test_loads_the_same_sales_from_postgresql_and_sqlite(
+    slice_data: TrainingData, postgres_url: str
+) -> None:
+    pg = asyncio.run(load_training_sales(postgres_url))
+    assert len(pg) == len(slice_data) > 5_000
+    assert sorted(pg.price.tolist()) == sorted(slice_data.price.tolist())
+    assert int(is_residential(pg).sum()) == int(is_residential(slice_data).sum())
+
+
+def test_training_gives_finite_metrics(model: PriceModel) -> None:
+    m = model.metrics
+    for value in (m.mdape, m.within_10, m.within_20, m.coverage, m.baseline_mdape):
+        assert math.isfinite(value)
+    assert 0 < m.mdape < 0.5
+    assert m.n_validation > 0
+    assert m.n_train > 1_000
+    assert m.validation_from is not None
+    assert m.validation_to == model.data_to
+    assert model.data_from < model.data_to
+    assert len(model.feature_names) == model.estimator.n_features_in_
+
+
+def test_predicts_a_batch_of_100_with_intervals_around_the_estimate(
+    model: PriceModel, slice_data: TrainingData
+) -> None:
+    subjects, prices = subjects_from_sales(slice_data, 100)
+    estimates = model.predict(subjects, date(2024, 10, 1))
+    assert len(estimates) == 100
+    for e in estimates:
+        assert 0 < e.low <= e.price <= e.high
+        assert e.as_of == date(2024, 10, 1)
+    ape = [abs(e.price - p) / p for e, p in zip(estimates, prices, strict=True)]
+    assert float(np.median(ape)) < 0.3
+    per_subject = model.predict(subjects, [date(2024, 10, 1)] * 100)
+    assert per_subject == estimates
+
+
+def test_round_trips_through_bytes(model: PriceModel, slice_data: TrainingData) -> None:
+    subjects, _ = subjects_from_sales(slice_data, 50)
+    copy = PriceModel.from_bytes(model.to_bytes())
+    assert copy.predict(subjects, date(2024, 6, 1)) == model.predict(subjects, date(2024, 6, 1))
+    assert copy.metrics == model.metrics
+    assert copy.feature_names == model.feature_names
+    assert (copy.data_from, copy.data_to) == (model.data_from, model.data_to)
+
+
+def test_a_sales_own_price_never_reaches_its_features(slice_data: TrainingData) -> None:
+    before = design_matrices(slice_data)
+
+    def with_price_times_10(i: int) -> TrainingData:
+        price = slice_data.price.copy()
+        price[i] *= 10
+        return replace(slice_data, price=price)
+
+    # A held-out sale's price: no held-out (or calibration) feature changes, its own included.
+    held_out = int(before.val_idx[len(before.val_idx) // 2])
+    after = design_matrices(with_price_times_10(held_out))
+    assert np.array_equal(before.val_idx, after.val_idx)
+    np.testing.assert_array_equal(before.X_val, after.X_val)
+    np.testing.assert_array_equal(before.ref_val, after.ref_val)
+    np.testing.assert_array_equal(before.X_cal, after.X_cal)
+    # (Training rows: equal up to float re-association of one running sum over all streets.)
+    np.testing.assert_allclose(before.X_train, after.X_train, rtol=0, atol=1e-9)
+
+    # A training sale's price: its own row stays the same, later rows do see it (the
+    # encodings are not inert).
+    trained = int(before.train_idx[len(before.train_idx) // 2])
+    after = design_matrices(with_price_times_10(trained))
+    row = int(np.flatnonzero(before.train_idx == trained)[0])
+    np.testing.assert_array_equal(before.X_train[row], after.X_train[row])
+    assert before.ref_train[row] == after.ref_train[row]
+    assert not np.array_equal(before.X_train, after.X_train)
+    assert not np.array_equal(before.X_val, after.X_val)
+
+
+def test_unknown_street_without_previous_sales_still_gets_an_estimate(
+    model: PriceModel, slice_data: TrainingData
+) -> None:
+    subjects, _ = subjects_from_sales(slice_data, 1)
+    bare = replace(subjects[0], street_name="NO SUCH STREET", previous_sales=())
+    nowhere = replace(bare, locality_id=None, district_code=None, latitude=-33.9, longitude=151.2)
+    for subject in (bare, nowhere):
+        (e,) = model.predict([subject], date(2024, 9, 1))
+        assert 0 < e.low <= e.price <= e.high
+    assert model.knows_locality(subjects[0].locality_id)
+    assert not model.knows_locality(-1)
+    assert not model.knows_locality(None)
+
+
+def test_previous_sales_move_the_estimate(model: PriceModel, slice_data: TrainingData) -> None:
+    subjects, _ = subjects_from_sales(slice_data, 1)
+    base = replace(subjects[0], previous_sales=())
+    high = replace(base, previous_sales=((date(2023, 3, 1), 3_000_000),))
+    low = replace(base, previous_sales=((date(2023, 3, 1), 300_000),))
+    e_high, e_low = model.predict([high, low], date(2024, 9, 1))
+    assert e_high.price > e_low.price
+    # A sale on or after asOf is not a previous sale.
+    (later,) = model.predict(
+        [replace(base, previous_sales=((date(2024, 9, 1), 3_000_000),))], date(2024, 9, 1)
+    )
+    (none,) = model.predict([base], date(2024, 9, 1))
+    assert later == none
+
+
+def test_index_is_flat_after_the_data(model: PriceModel, slice_data: TrainingData) -> None:
+    subjects = [replace(s, previous_sales=()) for s in subjects_from_sales(slice_data, 10)[0]]
+    a = model.predict(subjects, date(2030, 1, 1))
+    b = model.predict(subjects, date(2031, 6, 1))
+    assert [e.price for e in a] == [e.price for e in b]
+
+
+@pytest.mark.full_data
+def test_full_data_meets_the_acceptance_figures() -> None:
+    url = os.environ.get("PROPINTEL_FULL_DATA_URL")
+    if not url:
+        pytest.fail("set PROPINTEL_FULL_DATA_URL (scripts/test --full) to run the full-data checks")
+    model = train_from_url(url, cache=os.environ.get("PROPINTEL_PRICING_CACHE"))
+    m = model.metrics
+    assert m.n_validation > 10_000
+    assert m.mdape <= 0.12, m
+    assert 0.77 <= m.coverage <= 0.83, m
+    assert m.mdape < m.baseline_mdape
