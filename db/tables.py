@@ -225,6 +225,8 @@ training_jobs = sa.Table(
     sa.Column("finished_at", sa.DateTime(timezone=True)),
     sa.Column("model_version", Id),
     sa.Column("error", sa.Text),
+    sa.Column("running_lock", sa.String(8)),  # one job at a time: see migration 0003
+    sa.UniqueConstraint("running_lock"),
     sa.CheckConstraint(
         "status IN ('QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED')", name="ck_training_jobs_status"
     ),

@@ -187,7 +187,8 @@ async def retrain_model(info: Info, activate: bool = True) -> TrainingJob:
     try:
         job = await trainer.start(activate=activate, requested_by=info.context.principal.user_id)
     except JobRunning as running:
-        raise ConflictError(f"Training job {running.job.id} is still running.") from None
+        which = f"Training job {running.job.id}" if running.job else "A training job"
+        raise ConflictError(f"{which} is still running.") from None
     return TrainingJob(record=job)
 
 

@@ -79,8 +79,8 @@ async def store(db: Database, trained: TrainedArtifact, *, activate: bool) -> Mo
 
 
 class JobRunning(Exception):
-    def __init__(self, job: JobRecord) -> None:
-        super().__init__(job.id)
+    def __init__(self, job: JobRecord | None) -> None:
+        super().__init__(job.id if job else "a job")
         self.job = job
 
 
@@ -101,13 +101,12 @@ class Trainer:
         self._job_id: str | None = None
 
     async def start(self, *, activate: bool, requested_by: int | None) -> JobRecord:
-        if self._current is not None and not self._current.done():
-            running = await repo.running_job(self.db)
-            if running is not None:
-                raise JobRunning(running)
-        job = await repo.create_job(
-            self.db, uuid.uuid4().hex, activate=activate, requested_by=requested_by
-        )
+        try:
+            job = await repo.create_job(
+                self.db, uuid.uuid4().hex, activate=activate, requested_by=requested_by
+            )
+        except repo.JobAlreadyRunning:
+            raise JobRunning(await repo.running_job(self.db)) from None
         self._job_id = job.id
         self._current = asyncio.create_task(self._run(job), name=f"training-{job.id}")
         return job
@@ -121,6 +120,8 @@ class Trainer:
                 return
             job = await self.start(activate=True, requested_by=None)
             logger.warning("no price model yet: training one in the background (job %s)", job.id)
+        except JobRunning:
+            return  # another process of this service started it
         except Exception:  # the service starts regardless; retrainModel can do it later
             logger.warning("could not start the first price model training", exc_info=True)
 

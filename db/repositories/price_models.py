@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
 from db import tables
 from db.engine import Database
@@ -192,7 +193,21 @@ def _job(row: sa.RowMapping) -> JobRecord:
     )
 
 
+class JobAlreadyRunning(Exception):
+    pass
+
+
 async def create_job(
+    db: Database, job_id: str, *, activate: bool, requested_by: int | None
+) -> JobRecord:
+    """Raises JobAlreadyRunning while another job is queued or running (in any process)."""
+    try:
+        return await _insert_job(db, job_id, activate=activate, requested_by=requested_by)
+    except IntegrityError:
+        raise JobAlreadyRunning() from None
+
+
+async def _insert_job(
     db: Database, job_id: str, *, activate: bool, requested_by: int | None
 ) -> JobRecord:
     async with db.begin() as conn:
@@ -206,6 +221,7 @@ async def create_job(
                         activate=activate,
                         requested_by=requested_by,
                         created_at=datetime.now(UTC),
+                        running_lock="running",
                     )
                     .returning(*JOB_COLUMNS)
                 )
@@ -217,6 +233,8 @@ async def create_job(
 
 
 async def update_job(db: Database, job_id: str, **values: Any) -> None:
+    if values.get("status") in ("SUCCEEDED", "FAILED"):
+        values["running_lock"] = None  # the next job may start
     async with db.begin() as conn:
         await conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(**values))
 

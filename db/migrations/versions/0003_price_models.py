@@ -57,6 +57,10 @@ def upgrade() -> None:
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("model_version", Id, nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
+        # 'running' while QUEUED or RUNNING, NULL after: unique, so one job runs at a time
+        # even when several processes (uvicorn workers) start one at once.
+        sa.Column("running_lock", sa.String(length=8), nullable=True),
+        sa.UniqueConstraint("running_lock", name=op.f("uq_training_jobs_running_lock")),
         sa.CheckConstraint(
             "status IN ('QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED')",
             name=op.f("ck_training_jobs_status"),
