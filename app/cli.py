@@ -36,7 +36,15 @@ def _settings() -> Settings:
         return get_settings()
     except ValidationError as error:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+            ": ".join(
+                part
+                for part in (
+                    ".".join(str(p) for p in e["loc"]),
+                    e["msg"].removeprefix("Value error, "),
+                )
+                if part
+            )
+            for e in error.errors()
         )
         raise CliError(f"invalid settings: {problems}") from None
     except SettingsError as error:  # a value that does not even parse (JSON settings)
