@@ -79,6 +79,9 @@ class ParsedDocument:
     """None when the text does not parse (the executor reports the syntax error)."""
 
 
+_UNKNOWN = object()
+
+
 class _Exceeded(Exception):
     def __init__(self, violation: Violation) -> None:
         self.violation = violation
@@ -91,6 +94,9 @@ class QueryAnalyzer:
         self.max_tokens = max_tokens
         """Lexing stops one past this (the largest limit of any role)."""
         self._parsed: OrderedDict[str, ParsedDocument] = OrderedDict()
+        self._measured: OrderedDict[tuple[str, str | None, QueryLimits], Violation | None] = (
+            OrderedDict()
+        )
 
     def check(
         self,
@@ -99,25 +105,48 @@ class QueryAnalyzer:
         variables: Mapping[str, Any] | None,
         limits: QueryLimits,
     ) -> Violation | None:
+        # UTF-8 takes at most 4 bytes a character: short documents need no encoding to size.
         size = len(query.encode()) if len(query) * 4 > limits.max_query_bytes else len(query)
         if size > limits.max_query_bytes:
             return Violation("max_query_bytes", size, limits.max_query_bytes)
+        # Most requests repeat a document whose measure does not depend on its variables:
+        # walk it once per role's limits.
+        key = (query, operation_name, limits)
+        known = self._measured.get(key, _UNKNOWN)
+        if known is not _UNKNOWN:
+            self._measured.move_to_end(key)
+            return known  # type: ignore[return-value]
+        violation, used_variables = self._measure(query, operation_name, variables, limits)
+        if not used_variables:
+            self._measured[key] = violation
+            if len(self._measured) > 1024:
+                self._measured.popitem(last=False)
+        return violation
+
+    def _measure(
+        self,
+        query: str,
+        operation_name: str | None,
+        variables: Mapping[str, Any] | None,
+        limits: QueryLimits,
+    ) -> tuple[Violation | None, bool]:
+        """(the first limit exceeded, whether a variable's value was consulted)."""
         parsed = self.parse(query)
         if parsed.tokens > limits.max_tokens:
-            return Violation("max_tokens", parsed.tokens, limits.max_tokens)
+            return Violation("max_tokens", parsed.tokens, limits.max_tokens), False
         if parsed.document is None:
-            return None
+            return None, False
         operation, fragments = _operation(parsed.document, operation_name)
         if operation is None:
-            return None
+            return None, False
         root = _root_type(self.schema, operation.operation)
         walk = _Walk(self, limits, fragments, variables or {})
         try:
             walk.directives(len(operation.directives or ()))
             walk.selection_set(operation.selection_set, root, 1, 1, frozenset())
         except _Exceeded as exceeded:
-            return exceeded.violation
-        return None
+            return exceeded.violation, walk.used_variables
+        return None, walk.used_variables
 
     def selection_problem(self, query: str, operation_name: str | None) -> str | None:
         """What is wrong with choosing the operation (None when it can be chosen, or when the
@@ -215,6 +244,7 @@ class _Walk:
         self.fragments = fragments
         self.variables = variables
         self.fields = self.aliases = self.directive_count = self.cost = 0
+        self.used_variables = False
 
     def _bump(self, limit: str, value: int, maximum: int) -> None:
         if value > maximum:
@@ -296,6 +326,7 @@ class _Walk:
             if isinstance(value, IntValueNode) and 0 <= int(value.value) <= MAX_INT:
                 return int(value.value)
             if isinstance(value, VariableNode):
+                self.used_variables = True
                 given = self.variables.get(value.name.value)
                 if isinstance(given, int) and not isinstance(given, bool) and 0 <= given <= MAX_INT:
                     return given

@@ -227,10 +227,16 @@ async def rotate_refresh_token(
                 .mappings()
                 .first()
             )
+            # Conditional, so that of two concurrent refreshes with one token only one wins
+            # even where FOR UPDATE does not exist (SQLite); the loser is refused.
+            spent = await conn.execute(
+                sa.update(rt)
+                .where(rt.c.id == token["id"], rt.c.rotated_at.is_(None))
+                .values(rotated_at=now)
+            )
+            if spent.rowcount != 1:
+                user = None
             if user is not None:
-                await conn.execute(
-                    sa.update(rt).where(rt.c.id == token["id"]).values(rotated_at=now)
-                )
                 await conn.execute(
                     sa.insert(rt).values(
                         user_id=token["user_id"],
