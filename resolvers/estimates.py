@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import UTC, date, datetime
 
@@ -13,7 +12,7 @@ from app.errors import ConflictError, DomainError, ErrorCode, NotFoundError, Use
 from app.estimates.training import JobRunning
 from db.records import PropertyRecord, SaleRecord
 from db.repositories import price_models as registry_repo
-from db.repositories.estimates import comparable_sales as comparable_sales_of
+from db.repositories.estimates import recent_market_sales
 from loaders.estimates import subject_of
 from resolvers.admin import require_admin
 from resolvers.batching import one_parent_of
@@ -144,28 +143,44 @@ async def estimate_price(
     return _estimate(value, active.version)
 
 
+COMPARABLE_POOL = 40
+"""Recent sales per locality and kind that comparables are chosen from."""
+
+
 async def comparables_of(
     parents: list[PropertyRecord], context: Context, first: int = 5
 ) -> list[list[SaleRecord]]:
+    """At most two statements for any number of properties (one per kind present)."""
     if not 1 <= first <= MAX_COMPARABLES:
         raise UserInputError(
             f"`first` must be between 1 and {MAX_COMPARABLES}, got {first}", argument="first"
         )
-    return list(
-        await asyncio.gather(
-            *(
-                comparable_sales_of(
-                    context.db,
-                    locality_id=p.locality_id,
-                    is_strata=p.is_strata,
-                    exclude_property=p.id,
-                    area_m2=p.area_m2,
-                    limit=first,
-                )
-                for p in parents
-            )
+    pools: dict[bool, dict[int, list[SaleRecord]]] = {}
+    for is_strata in sorted({p.is_strata for p in parents}):
+        localities = sorted({p.locality_id for p in parents if p.is_strata == is_strata})
+        pools[is_strata] = await recent_market_sales(
+            context.db, localities, is_strata=is_strata, limit=COMPARABLE_POOL
         )
-    )
+    return [_closest(p, pools[p.is_strata].get(p.locality_id, []), first) for p in parents]
+
+
+def _closest(subject: PropertyRecord, pool: list[SaleRecord], first: int) -> list[SaleRecord]:
+    """What a valuer pulls first: other properties' recent sales, nearest in land area (when
+    both areas are known), newest first among equals. One sale per property."""
+    seen: set[int] = {subject.id}
+    candidates = []
+    for sale in pool:  # newest first
+        if sale.property_id in seen:
+            continue
+        seen.add(sale.property_id)
+        candidates.append(sale)
+
+    def distance(sale: SaleRecord) -> float:
+        if subject.area_m2 is None or sale.area_m2 is None:
+            return 0.0 if subject.area_m2 is None else float("inf")
+        return abs(sale.area_m2 - subject.area_m2)
+
+    return sorted(candidates, key=distance)[:first]  # stable: newest first among equals
 
 
 @one_parent_of(comparables_of)

@@ -220,6 +220,16 @@ async def test_comparable_sales(estimating: Starlette) -> None:
             assert sale["property"]["id"] != node["id"]
             assert sale["property"]["isStrata"] is False
             assert sale["property"]["locality"] == node["locality"]
+    # One statement for any number of properties of one kind (the pool of recent sales).
+    page = (
+        '{ properties(first: 20, filter: {postcode: "2044", isStrata: false}) { nodes { id %s } } }'
+    )
+    plain = await post(estimating, page % "")
+    with_comparables = await post(estimating, page % "comparableSales(first: 3) { price }")
+    assert "errors" not in with_comparables, with_comparables
+    assert (
+        with_comparables["extensions"]["sqlStatements"] == plain["extensions"]["sqlStatements"] + 1
+    )
     too_many = await post(
         estimating, "{ properties(first: 1) { nodes { comparableSales(first: 50) { price } } } }"
     )

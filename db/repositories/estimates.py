@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from db import tables
 from db.engine import Database
 from db.records import SALE_COLUMNS, SaleRecord
-from db.repositories.batching import cached_statement, keys_param
+from db.repositories.batching import cached_statement, first_n_per_key, keys_param
+from db.repositories.sales import SALES_NEWEST_FIRST
 
 s = tables.sales
 
@@ -43,38 +44,24 @@ async def market_history(
     return history
 
 
-async def comparable_sales(
-    db: Database,
-    *,
-    locality_id: int,
-    is_strata: bool,
-    exclude_property: int,
-    area_m2: float | None,
-    limit: int,
-) -> list[SaleRecord]:
-    """The most recent market sales in the property's locality, of its kind (strata or
-    not), nearest in land area first among the last ones: what a valuer would pull first."""
-    recent = (
-        sa.select(*SALE_COLUMNS)
-        .where(
-            s.c.locality_id == locality_id,
+async def recent_market_sales(
+    db: Database, locality_ids: Sequence[int], *, is_strata: bool, limit: int
+) -> dict[int, list[SaleRecord]]:
+    """The `limit` most recent market sales of each locality, of one kind (strata or not),
+    newest first: one statement for the whole batch (a LATERAL over the localities on
+    PostgreSQL, served by the (locality_id, contract_date) index of market sales)."""
+    return await first_n_per_key(
+        db,
+        name="recent_market_strata" if is_strata else "recent_market_houses",
+        columns=SALE_COLUMNS,
+        key=s.c.locality_id,
+        keys=locality_ids,
+        where=(
             s.c.is_market_sale,
-            s.c.is_strata == is_strata,
-            s.c.property_id != exclude_property,
-        )
-        .order_by(s.c.contract_date.desc(), s.c.id.desc())
-        .limit(max(limit * 8, 40))
-        .subquery()
+            s.c.is_strata == sa.true() if is_strata else s.c.is_strata == sa.false(),
+        ),
+        order=SALES_NEWEST_FIRST,
+        after=None,
+        limit=limit,
+        make=SaleRecord,
     )
-    closeness = (
-        sa.func.abs(sa.func.coalesce(recent.c.area_m2, area_m2) - area_m2)
-        if area_m2 is not None
-        else sa.literal(0)
-    )
-    statement = (
-        sa.select(*recent.c)
-        .order_by(closeness, recent.c.contract_date.desc(), recent.c.id.desc())
-        .limit(limit)
-    )
-    rows = await db.fetch_all(statement)
-    return [SaleRecord(*row) for row in rows]
