@@ -65,10 +65,11 @@ async def estimates_of(
     parents: list[PropertyRecord], context: Context, as_of: date | None = None
 ) -> list[PriceEstimate]:
     when = check_as_of(as_of)
-    active = context.models.active if context.models is not None else None
-    if active is None:
+    models = context.models
+    active = models.active if models is not None else None
+    if models is None or active is None:
         raise NoActiveModel()
-    loader = context.loaders.estimates(context.models, active.version)  # type: ignore[arg-type]
+    loader = context.loaders.estimates(models, active.version)
     loader.remember(parents)
     found = await loader.load_many([(p.id, when) for p in parents])
     return [_estimate(value, active.version) for value in found]
