@@ -16,7 +16,9 @@ from datetime import date
 import httpx
 import pytest
 
+from app.accounts.principal import Role
 from tests.conftest import DATA_DIR, _client, gql
+from tests.credentials import bearer
 from tests.reference import Reference, quartiles, read_reference
 
 pytestmark = pytest.mark.full_data
@@ -103,6 +105,8 @@ async def test_walk_of_a_large_locality_and_its_price_histories(
             filter={"localityName": "NEWTOWN", "postcode": "2042"},
             first=100,
             after=after,
+            # 100 properties x 100 sales (cost ~51,000) is past a USER's cost limit.
+            headers=bearer(3, Role.ADMIN),
         )
         page = data.ok()["properties"]
         for edge in page["edges"]:
