@@ -7,7 +7,7 @@ import asyncio
 import shutil
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,14 @@ from app.accounts.principal import Role
 from app.asgi import create_app
 from app.estimates.training import store, train_artifact
 from db.engine import Database, create_engine
+from db.repositories.price_models import (
+    ABANDONED_AFTER,
+    JobAlreadyRunning,
+    create_job,
+    running_job,
+    update_job,
+)
 from db.repositories.price_models import job as job_of
-from db.repositories.price_models import running_job
 from tests.conftest import settings_for
 from tests.credentials import ADMIN, bearer
 
@@ -316,3 +322,28 @@ async def test_first_start_trains_a_model_in_the_background(
     assert stopped is not None
     assert stopped.status == "FAILED"
     assert stopped.error == "the service stopped during training"
+
+
+async def test_a_job_abandoned_by_its_process_does_not_block_training(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """A process killed mid-training leaves its job RUNNING; hours later it is marked FAILED
+    and a new job may start."""
+    copy = tmp_path / "abandoned.sqlite3"
+    shutil.copy(sqlite_url.removeprefix("sqlite:///"), copy)
+    db = Database(create_engine(f"sqlite+aiosqlite:///{copy}"))
+    try:
+        first = await create_job(db, "a" * 32, activate=True, requested_by=None)
+        with pytest.raises(JobAlreadyRunning):
+            await create_job(db, "b" * 32, activate=True, requested_by=None)
+        long_ago = datetime.now(UTC) - ABANDONED_AFTER - timedelta(minutes=1)
+        await update_job(db, first.id, status="RUNNING", created_at=long_ago)
+        second = await create_job(db, "c" * 32, activate=True, requested_by=None)
+        assert second.status == "QUEUED"
+        abandoned = await job_of(db, first.id)
+        assert abandoned is not None
+        assert abandoned.status == "FAILED"
+        assert abandoned.error is not None
+        assert "abandoned" in abandoned.error
+    finally:
+        await db.dispose()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -197,10 +197,29 @@ class JobAlreadyRunning(Exception):
     pass
 
 
+ABANDONED_AFTER = timedelta(hours=2)
+"""A job queued or running this long lost its process (killed mid-training): the next
+request for a job marks it FAILED instead of waiting on it forever."""
+
+
 async def create_job(
     db: Database, job_id: str, *, activate: bool, requested_by: int | None
 ) -> JobRecord:
     """Raises JobAlreadyRunning while another job is queued or running (in any process)."""
+    try:
+        return await _insert_job(db, job_id, activate=activate, requested_by=requested_by)
+    except IntegrityError:
+        pass
+    running = await running_job(db)
+    if running is None or datetime.now(UTC) - running.created_at < ABANDONED_AFTER:
+        raise JobAlreadyRunning()
+    await update_job(
+        db,
+        running.id,
+        status="FAILED",
+        finished_at=datetime.now(UTC),
+        error="abandoned: its process stopped during training",
+    )
     try:
         return await _insert_job(db, job_id, activate=activate, requested_by=requested_by)
     except IntegrityError:
