@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from app.accounts.identify import Authenticator
-from app.accounts.service import Accounts, random_secret
+from app.accounts.service import Accounts
 from app.accounts.tokens import AccessTokens
 from app.cache.service import CacheService
 from app.estimates.registry import ModelRegistry
@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     caching = CacheService(settings, db, redis_guard=redis.call) if settings.cache_enabled else None
     production = settings.profile is Profile.PROD
     tokens = AccessTokens(
-        settings.jwt_secret.get_secret_value() if settings.jwt_secret else random_secret(),
+        settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,
         settings.access_token_ttl_s,
     )
     authenticator = Authenticator(db, settings, tokens)

@@ -158,7 +158,8 @@ class Gate:
                 },
             )
             return
-        state = {**scope.get("state", {}), "principal": principal}
+        # The JSON front door reads the operation from here instead of parsing the body again.
+        state = {**scope.get("state", {}), "principal": principal, "operations": operations}
         await self.app({**scope, "state": state}, receive, send)
 
     def _selection_problem(self, operations: list[dict[str, Any]]) -> str | None:

@@ -12,7 +12,6 @@ day after the data ends. Prints median and p95 milliseconds per batch: the whole
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import sys
 import time
@@ -26,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.pricing import PriceModel, Subject, TrainingData, is_residential, train
 from app.pricing.data import load_training_sales_sync
 from app.pricing.features import feature_matrix
-from app.pricing.model import _predict_raw
+from app.pricing.model import _predict_raw, subject_of_sale
 
 
 def subjects_from(data: TrainingData, count: int) -> list[Subject]:
@@ -39,27 +38,7 @@ def subjects_from(data: TrainingData, count: int) -> list[Subject]:
         lo = np.searchsorted(props, data.property_id[i], side="left")
         hi = np.searchsorted(props, data.property_id[i], side="right")
         earlier = [j for j in order[lo:hi] if data.day[j] < data.day[i]]
-        out.append(
-            Subject(
-                locality_id=int(data.locality_id[i]),
-                locality_name="",
-                postcode="",
-                district_code=None,
-                latitude=None,
-                longitude=None,
-                is_strata=bool(data.is_strata[i]),
-                area_m2=None if math.isnan(data.area_m2[i]) else float(data.area_m2[i]),
-                zoning=data.zoning_vocab[data.zoning[i]] if data.zoning[i] >= 0 else None,
-                nature=data.nature_vocab[data.nature[i]] if data.nature[i] >= 0 else None,
-                primary_purpose=(
-                    data.purpose_vocab[data.purpose[i]] if data.purpose[i] >= 0 else None
-                ),
-                street_name=data.street_vocab[data.street[i]] if data.street[i] >= 0 else None,
-                previous_sales=tuple(
-                    (date.fromordinal(int(data.day[j])), int(data.price[j])) for j in earlier
-                ),
-            )
-        )
+        out.append(subject_of_sale(data, int(i), earlier))
     return out
 
 

@@ -7,6 +7,8 @@ collation on PostgreSQL so one btree serves both ORDER BY name and LIKE 'PREFIX%
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData(
@@ -21,6 +23,19 @@ metadata = sa.MetaData(
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 Name = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
 LIVE = sa.text("deleted_at IS NULL")
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """TIMESTAMPTZ that reads back aware on both dialects: SQLite drops the zone, and every
+    value here is written in UTC."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None or value.tzinfo is not None:
+            return value
+        return value.replace(tzinfo=UTC)
 
 
 def _timestamps() -> list[sa.Column[object]]:
@@ -154,8 +169,9 @@ users = sa.Table(
     sa.Column("email", sa.Text, nullable=False),
     sa.Column("password_hash", sa.Text, nullable=False),
     sa.Column("role", sa.String(16), nullable=False, server_default="USER"),
-    sa.Column("disabled_at", sa.DateTime(timezone=True)),
-    *_timestamps(),
+    sa.Column("disabled_at", UtcDateTime),
+    sa.Column("created_at", UtcDateTime, nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", UtcDateTime, nullable=False, server_default=sa.func.now()),
     sa.UniqueConstraint("email"),
     sa.CheckConstraint("role IN ('USER', 'ADMIN')", name="ck_users_role"),
 )
@@ -168,12 +184,10 @@ refresh_tokens = sa.Table(
     # Every token rotated from one login; presenting a rotated one again revokes them all.
     sa.Column("family", sa.String(32), nullable=False),
     sa.Column("token_hash", sa.String(64), nullable=False),
-    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("rotated_at", sa.DateTime(timezone=True)),
-    sa.Column("revoked_at", sa.DateTime(timezone=True)),
-    sa.Column(
-        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-    ),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("rotated_at", UtcDateTime),
+    sa.Column("revoked_at", UtcDateTime),
+    sa.Column("created_at", UtcDateTime, nullable=False, server_default=sa.func.now()),
     sa.UniqueConstraint("token_hash"),
 )
 
@@ -186,10 +200,8 @@ api_keys = sa.Table(
     # Shown in listings so an owner can tell keys apart; not enough to use one.
     sa.Column("prefix", sa.String(16), nullable=False),
     sa.Column("key_hash", sa.String(64), nullable=False),
-    sa.Column("revoked_at", sa.DateTime(timezone=True)),
-    sa.Column(
-        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-    ),
+    sa.Column("revoked_at", UtcDateTime),
+    sa.Column("created_at", UtcDateTime, nullable=False, server_default=sa.func.now()),
     sa.UniqueConstraint("key_hash"),
 )
 
@@ -200,7 +212,7 @@ price_models = sa.Table(
     "price_models",
     metadata,
     sa.Column("version", Id, primary_key=True),
-    sa.Column("trained_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("trained_at", UtcDateTime, nullable=False),
     sa.Column("data_from", sa.Date, nullable=False),
     sa.Column("data_to", sa.Date, nullable=False),
     sa.Column("features", sa.Text, nullable=False),  # JSON list
@@ -218,11 +230,9 @@ training_jobs = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("activate", sa.Boolean, nullable=False),
     sa.Column("requested_by", Id),
-    sa.Column(
-        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-    ),
-    sa.Column("started_at", sa.DateTime(timezone=True)),
-    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("created_at", UtcDateTime, nullable=False, server_default=sa.func.now()),
+    sa.Column("started_at", UtcDateTime),
+    sa.Column("finished_at", UtcDateTime),
     sa.Column("model_version", Id),
     sa.Column("error", sa.Text),
     sa.Column("running_lock", sa.String(8)),  # one job at a time: see migration 0003

@@ -10,10 +10,10 @@ import strawberry
 from app.context import Context, Info
 from app.errors import ConflictError, DomainError, ErrorCode, NotFoundError, UserInputError
 from app.estimates.training import JobRunning
+from app.pricing import Estimate, Subject
 from db.records import PropertyRecord, SaleRecord
 from db.repositories import price_models as registry_repo
 from db.repositories.estimates import recent_market_sales
-from loaders.estimates import subject_of
 from resolvers.admin import require_admin
 from resolvers.batching import one_parent_of
 from resolvers.filters import check_name, check_postcode
@@ -48,10 +48,7 @@ def check_as_of(as_of: date | None) -> date:
     return as_of
 
 
-def _estimate(value: object, version: int) -> PriceEstimate:
-    from app.pricing import Estimate
-
-    assert isinstance(value, Estimate)
+def _estimate(value: Estimate, version: int) -> PriceEstimate:
     return PriceEstimate(
         price=value.price,
         low=value.low,
@@ -114,31 +111,19 @@ async def estimate_price(
             "no sales to estimate from",
             argument="input.localityName",
         )
-    nature = input.nature.value if isinstance(input.nature, PropertyNature) else None
-    subject = subject_of(
-        PropertyRecord(
-            id=0,
-            vg_property_id=0,
-            strata_lot="",
-            district_code=None,  # the model knows the district of a locality it knows
-            district=locality.district,
-            property_name=None,
-            unit_number=None,
-            house_number=None,
-            street_name=input.street_name.strip().upper() if input.street_name else None,
-            locality_id=locality.id,
-            postcode=input.postcode,
-            area_m2=input.area_m2,
-            zoning=input.zoning.strip().upper() if input.zoning else None,
-            nature=nature,
-            primary_purpose=None,
-            is_strata=input.is_strata,
-            latitude=locality.latitude,
-            longitude=locality.longitude,
-            last_sale_price=0,
-            last_sale_date=when,
-        ),
-        (),
+    subject = Subject(
+        locality_id=locality.id,
+        locality_name=locality.name,
+        postcode=input.postcode,
+        district_code=None,  # the model knows the district of a locality it knows
+        latitude=locality.latitude,
+        longitude=locality.longitude,
+        is_strata=input.is_strata,
+        area_m2=input.area_m2,
+        zoning=input.zoning.strip().upper() if input.zoning else None,
+        nature=input.nature.value if isinstance(input.nature, PropertyNature) else None,
+        primary_purpose=None,
+        street_name=input.street_name.strip().upper() if input.street_name else None,
     )
     (value,) = await models.predict([subject], when)
     return _estimate(value, active.version)

@@ -20,7 +20,7 @@ from app.pricing import (
     train,
     train_from_url,
 )
-from app.pricing.model import design_matrices
+from app.pricing.model import design_matrices, subject_of_sale
 
 
 @pytest.fixture(scope="module")
@@ -43,27 +43,7 @@ def subjects_from_sales(data: TrainingData, count: int) -> tuple[list[Subject], 
         same = np.flatnonzero((data.property_id == data.property_id[i]) & (data.day < data.day[i]))
         same = same[np.argsort(data.day[same])]
         li = loc_index[int(data.locality_id[i])]
-        subjects.append(
-            Subject(
-                locality_id=int(data.locality_id[i]),
-                locality_name="",
-                postcode="",
-                district_code=data.loc_district[li],
-                latitude=None,
-                longitude=None,
-                is_strata=bool(data.is_strata[i]),
-                area_m2=None if math.isnan(data.area_m2[i]) else float(data.area_m2[i]),
-                zoning=data.zoning_vocab[data.zoning[i]] if data.zoning[i] >= 0 else None,
-                nature=data.nature_vocab[data.nature[i]] if data.nature[i] >= 0 else None,
-                primary_purpose=(
-                    data.purpose_vocab[data.purpose[i]] if data.purpose[i] >= 0 else None
-                ),
-                street_name=data.street_vocab[data.street[i]] if data.street[i] >= 0 else None,
-                previous_sales=tuple(
-                    (date.fromordinal(int(data.day[j])), int(data.price[j])) for j in same
-                ),
-            )
-        )
+        subjects.append(subject_of_sale(data, int(i), same, district_code=data.loc_district[li]))
     return subjects, [int(data.price[i]) for i in newest]
 
 

@@ -7,7 +7,6 @@ resolvers pass them straight through.
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -180,8 +179,3 @@ class Accounts:
     def _session(self, user: UserRecord, refresh_token: str, expires_at: datetime) -> Session:
         access = self.tokens.issue(user.id, Role(user.role))
         return Session(user, access.token, access.expires_at, refresh_token, expires_at)
-
-
-def random_secret() -> str:
-    """A per-process JWT key for dev and test when JWT_SECRET is unset."""
-    return secrets.token_urlsafe(48)

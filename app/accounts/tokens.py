@@ -46,8 +46,10 @@ def digest(secret: str) -> str:
 
 
 class AccessTokens:
-    def __init__(self, secret: str, ttl_s: int) -> None:
-        self._secret = secret
+    def __init__(self, secret: str | None, ttl_s: int) -> None:
+        # No JWT_SECRET (dev and test only; prod refuses to start): a key of this process's
+        # own, so tokens neither survive a restart nor work in another process.
+        self._secret = secret or secrets.token_urlsafe(48)
         self.ttl = timedelta(seconds=ttl_s)
 
     def issue(self, user_id: int, role: Role) -> IssuedAccess:

@@ -89,6 +89,39 @@ class Subject:
     """Optional: with a strata subject, selects the building's residual."""
 
 
+def subject_of_sale(
+    data: TrainingData,
+    i: int,
+    earlier: Sequence[int] | NDArray[np.intp],
+    *,
+    district_code: str | None = None,
+) -> Subject:
+    """Sale row `i` of `data` as a subject, with the rows `earlier` (oldest first) as its
+    previous sales: how the bench and the tests pose known sales to `predict`."""
+
+    def word(vocabulary: list[str], code: int) -> str | None:
+        return vocabulary[code] if code >= 0 else None
+
+    area = float(data.area_m2[i])
+    return Subject(
+        locality_id=int(data.locality_id[i]),
+        locality_name="",
+        postcode="",
+        district_code=district_code,
+        latitude=None,
+        longitude=None,
+        is_strata=bool(data.is_strata[i]),
+        area_m2=None if np.isnan(area) else area,
+        zoning=word(data.zoning_vocab, int(data.zoning[i])),
+        nature=word(data.nature_vocab, int(data.nature[i])),
+        primary_purpose=word(data.purpose_vocab, int(data.purpose[i])),
+        street_name=word(data.street_vocab, int(data.street[i])),
+        previous_sales=tuple(
+            (date.fromordinal(int(data.day[j])), int(data.price[j])) for j in earlier
+        ),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Estimate:
     price: int

@@ -63,29 +63,13 @@ class KeyOwner:
     role: str
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite hands timestamps back without their zone; they were stored in UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
-def _live(expires_at: datetime, now: datetime) -> bool:
-    expires = _aware(expires_at)
-    return expires is not None and expires > now
-
-
 def _user(row: sa.RowMapping) -> UserRecord:
-    created = _aware(row["created_at"])
-    assert created is not None
-    return UserRecord(row["id"], row["email"], row["role"], created, _aware(row["disabled_at"]))
+    return UserRecord(row["id"], row["email"], row["role"], row["created_at"], row["disabled_at"])
 
 
 def _api_key(row: sa.RowMapping) -> ApiKeyRecord:
-    created = _aware(row["created_at"])
-    assert created is not None
     return ApiKeyRecord(
-        row["id"], row["user_id"], row["name"], row["prefix"], created, _aware(row["revoked_at"])
+        row["id"], row["user_id"], row["name"], row["prefix"], row["created_at"], row["revoked_at"]
     )
 
 
@@ -214,7 +198,7 @@ async def rotate_refresh_token(
                 .where(rt.c.family == token["family"], rt.c.revoked_at.is_(None))
                 .values(revoked_at=now)
             )
-        elif token is not None and token["revoked_at"] is None and _live(token["expires_at"], now):
+        elif token is not None and token["revoked_at"] is None and token["expires_at"] > now:
             user = (
                 (
                     await conn.execute(

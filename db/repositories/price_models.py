@@ -53,18 +53,10 @@ MODEL_COLUMNS = (
 )
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)  # SQLite drops the zone; stored in UTC
-
-
 def _model(row: sa.RowMapping) -> ModelRecord:
-    trained_at = _utc(row["trained_at"])
-    assert trained_at is not None
     return ModelRecord(
         version=row["version"],
-        trained_at=trained_at,
+        trained_at=row["trained_at"],
         data_from=row["data_from"],
         data_to=row["data_to"],
         features=json.loads(row["features"]),
@@ -179,15 +171,13 @@ JOB_COLUMNS = (
 
 
 def _job(row: sa.RowMapping) -> JobRecord:
-    created_at = _utc(row["created_at"])
-    assert created_at is not None
     return JobRecord(
         id=row["id"],
         status=row["status"],
         activate=row["activate"],
-        created_at=created_at,
-        started_at=_utc(row["started_at"]),
-        finished_at=_utc(row["finished_at"]),
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
         model_version=row["model_version"],
         error=row["error"],
     )
