@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from numpy.typing import NDArray
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from app.settings import normalise_database_url
 from db import tables
 
 PARTITION_ROWS = 100_000
@@ -137,20 +138,11 @@ def _float_column(values: Sequence[Any]) -> NDArray[np.float64]:
     return np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
 
 
-def _async_url(url: str) -> str:
-    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://"):
-        if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix) :]
-    if url.startswith("sqlite:///"):
-        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
-    return url
-
-
 async def load_training_sales(engine_or_url: AsyncEngine | str) -> TrainingData:
     """Every live market sale of our schema, with its property's street and its locality."""
     owned = isinstance(engine_or_url, str)
     engine = (
-        create_async_engine(_async_url(engine_or_url))
+        create_async_engine(normalise_database_url(engine_or_url))
         if isinstance(engine_or_url, str)
         else engine_or_url
     )
