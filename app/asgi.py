@@ -11,21 +11,21 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from app.accounts.identify import Authenticator
 from app.accounts.service import Accounts
-from app.accounts.tokens import AccessTokens
+from app.auth.identify import Authenticator
+from app.auth.tokens import AccessTokens
 from app.cache.service import CacheService
 from app.estimates.registry import ModelRegistry
 from app.estimates.training import Trainer
-from app.gate import Gate
-from app.graphql_view import PropintelGraphQL
-from app.health import healthz, readyz
-from app.json_endpoint import GraphQLEndpoint
-from app.query_limits.analysis import QueryAnalyzer
-from app.ratelimit.limiter import RateLimiter
-from app.resilience.policies import database_dependency, redis_dependency
-from app.security_headers import SecurityHeaders
+from app.graphql.query_limits import QueryAnalyzer
+from app.http.gate import Gate
+from app.http.headers import SecurityHeaders
+from app.http.health import healthz, readyz
+from app.http.json_door import GraphQLEndpoint
+from app.http.rate_limits import RateLimiter
+from app.http.view import PropintelGraphQL
 from app.settings import Profile, Settings, get_settings
+from app.settings.policies import database_dependency, redis_dependency
 from db.engine import Database, create_engine
 from db.tls import asyncpg_ssl
 from schema import build_schema

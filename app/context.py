@@ -8,8 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.types import Info as StrawberryInfo
 
-from app.accounts.principal import Principal
 from app.accounts.service import Accounts
+from app.auth.principal import Principal
 from app.cache import Cache, RequestScope
 from app.cache.service import CacheService
 from app.estimates.registry import ModelRegistry

@@ -30,8 +30,8 @@ from typing import Any
 
 import httpx
 
-from app.accounts.principal import Role
-from app.accounts.tokens import AccessTokens
+from app.auth.principal import Role
+from app.auth.tokens import AccessTokens
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import strawberry
 
-from app.accounts.principal import Role, Via
+from app.auth.principal import Role, Via
 from app.context import Info
 from app.errors import ForbiddenError, UnauthenticatedError, UserInputError
 from schema.accounts import ApiKeyType, AuthPayload, CreatedApiKey, UserType

@@ -3,7 +3,7 @@
 A field that needs a loader is written once, as a batch function `(parents, context, **args)
 -> values in parent order`; its Strawberry resolver is the one-parent case of it, registered
 with `@one_parent_of(batch)`. The standard executor calls the Strawberry resolver per parent
-(the DataLoader then batches); the compiled executor (app/execution) calls the batch function
+(the DataLoader then batches); the compiled executor (app/graphql) calls the batch function
 once per level. Both run the same code, so they cannot drift apart.
 """
 

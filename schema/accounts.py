@@ -6,8 +6,8 @@ from datetime import datetime
 
 import strawberry
 
-from app.accounts.principal import Role as RoleValue
 from app.accounts.service import CreatedKey, Session
+from app.auth.principal import Role as RoleValue
 from db.repositories.accounts import ApiKeyRecord, UserRecord
 from schema.ids import to_global_id
 

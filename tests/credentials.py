@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import secrets
 
-from app.accounts.principal import Role
-from app.accounts.tokens import AccessTokens
+from app.auth.principal import Role
+from app.auth.tokens import AccessTokens
 
 JWT_SECRET = secrets.token_hex(32)
 BOOTSTRAP_KEY = "bk-" + secrets.token_hex(12)

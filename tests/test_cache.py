@@ -19,12 +19,13 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from app.accounts.principal import Role
 from app.asgi import create_app
-from app.cache import Resource, Ttls
+from app.auth.principal import Role
+from app.cache import Resource
 from app.cache.memory import BoundedMemoryCache
 from app.cache.tiered import Entry, TieredCache
 from app.settings import Settings
+from app.settings.cache import Ttls
 from tests.conftest import (
     DATA_DIR,
     create_pg_database,

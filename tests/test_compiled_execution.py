@@ -1,4 +1,4 @@
-"""The compiled executor (app/execution) answers exactly as the standard executor does.
+"""The compiled executor (app/graphql) answers exactly as the standard executor does.
 
 Two apps over the same database, one with compiled plans and one without, get the same
 documents: every field of every type, aliases, named and inline fragments, __typename, the
@@ -19,7 +19,7 @@ import pytest
 from starlette.applications import Starlette
 
 from app.asgi import create_app
-from app.execution import ExecutionCounts
+from app.graphql.executor import ExecutionCounts
 from tests.conftest import settings_for
 
 SALE = """id contractDate settlementDate price dealingNumber saleCode interestPct areaM2

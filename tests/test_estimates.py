@@ -16,8 +16,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from app.accounts.principal import Role
 from app.asgi import create_app
+from app.auth.principal import Role
 from app.estimates.training import store, train_artifact
 from db.engine import Database, create_engine
 from db.repositories.price_models import (

@@ -16,7 +16,7 @@ from datetime import date
 import httpx
 import pytest
 
-from app.accounts.principal import Role
+from app.auth.principal import Role
 from tests.conftest import DATA_DIR, _client, gql
 from tests.credentials import bearer
 from tests.reference import Reference, quartiles, read_reference

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.accounts.principal import Role
 from app.asgi import create_app
+from app.auth.principal import Role
 from app.settings import Settings
 from tests.conftest import settings_for
 from tests.credentials import bearer

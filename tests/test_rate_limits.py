@@ -14,8 +14,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from app.accounts.principal import Role
 from app.asgi import create_app
+from app.auth.principal import Role
 from tests.conftest import settings_for
 from tests.credentials import bearer
 

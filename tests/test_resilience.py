@@ -203,8 +203,8 @@ async def test_caller_errors_pass_through_and_do_not_trip() -> None:
 def test_profile_policies_take_overrides_from_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from app.resilience.policies import dependency_configs
     from app.settings import Settings
+    from app.settings.policies import dependency_configs
 
     monkeypatch.setenv(
         "PROPINTEL_RESILIENCE_POSTGRESQL",

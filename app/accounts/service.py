@@ -10,10 +10,10 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from app.accounts.identify import Authenticator
-from app.accounts.passwords import hash_password, needs_rehash, verify_password
-from app.accounts.principal import Role
-from app.accounts.tokens import (
+from app.auth.identify import Authenticator
+from app.auth.passwords import hash_password, needs_rehash, verify_password
+from app.auth.principal import Role
+from app.auth.tokens import (
     AccessTokens,
     digest,
     new_api_key,

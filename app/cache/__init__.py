@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from app.cache.resources import Resource, Ttls
+from app.cache.resources import Resource
 from app.cache.tiered import Loader, RequestScope, Tagger, TieredCache
 
 
@@ -36,4 +36,4 @@ class PassThrough:
         return await load(list(range(len(keys))))
 
 
-__all__ = ["Cache", "PassThrough", "RequestScope", "Resource", "TieredCache", "Ttls"]
+__all__ = ["Cache", "PassThrough", "RequestScope", "Resource", "TieredCache"]

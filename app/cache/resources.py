@@ -1,8 +1,7 @@
-"""Resource types of cached values and their TTLs."""
+"""Resource types of cached values (their TTLs are settings: app/settings/cache.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -17,26 +16,7 @@ class Resource(StrEnum):
     """Locality statistics (aggregates)."""
     STATIC = "static"
     """Localities: names, postcodes, coordinates."""
-    TRENDING = "trending"
-    """Trending and popular lists."""
     ESTIMATE = "estimate"
     """Price estimates (keyed by property, model version and date)."""
     OPERATION = "operation"
     """Whole-operation responses (stored for the shortest TTL of what they contain)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Ttls:
-    """Seconds per resource type."""
-
-    list: float = 300
-    property: float = 3600
-    history: float = 3600
-    stats: float = 3600
-    static: float = 7 * 24 * 3600
-    trending: float = 600
-    estimate: float = 3600
-    operation: float = 300
-
-    def of(self, resource: Resource) -> float:
-        return float(getattr(self, resource.value))

@@ -40,9 +40,10 @@ from redis.exceptions import RedisError
 
 from app.cache import codec
 from app.cache.memory import BoundedMemoryCache
-from app.cache.resources import Resource, Ttls
+from app.cache.resources import Resource
 from app.cache.stats import CacheStatistics
 from app.resilience.dependency import ServiceUnavailable
+from app.settings.cache import Ttls
 from db.engine import Guard
 
 logger = logging.getLogger("propintel.cache")

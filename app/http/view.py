@@ -17,16 +17,16 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.types import HTTPMethod
 from strawberry.types import ExecutionResult
 
-from app.accounts.principal import Principal, anonymous
 from app.accounts.service import Accounts
+from app.auth.principal import Principal, anonymous
 from app.cache import Cache, PassThrough, RequestScope
 from app.cache.service import CacheService
 from app.context import Context
 from app.errors import ErrorCode
 from app.estimates.registry import ModelRegistry
 from app.estimates.training import Trainer
-from app.execution import CompiledExecutor
-from app.execution.plan import OperationPlan
+from app.graphql.executor import CompiledExecutor
+from app.graphql.plan import OperationPlan
 from app.resilience.deadline import deadline_in
 from app.settings import Profile, Settings
 from db.engine import Database
@@ -258,7 +258,7 @@ _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
 
 def _principal(request: Request) -> Principal:
-    """Set by the gate (app/gate.py) for every /graphql request."""
+    """Set by the gate (app/http/gate.py) for every /graphql request."""
     principal = request.scope.get("state", {}).get("principal")
     if isinstance(principal, Principal):
         return principal

@@ -15,8 +15,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from app.graphql_view import PropintelGraphQL
-from app.http_body import read_body, replay
+from app.http.body import read_body, replay
+from app.http.view import PropintelGraphQL
 from app.resilience.deadline import deadline_in
 
 _JSON = b"application/json"
@@ -77,7 +77,7 @@ def _wants_plain_json(scope: Scope) -> bool:
 
 
 def _single_operation(scope: Scope) -> tuple[str, str | None, dict[str, Any] | None] | None:
-    """(query, operation name, variables) of a single request, as the gate (app/gate.py)
+    """(query, operation name, variables) of a single request, as the gate (app/http/gate.py)
     parsed and checked it; None for a batch (the view runs those)."""
     operations = scope.get("state", {}).get("operations")
     if not operations or len(operations) != 1:

@@ -12,8 +12,8 @@ import hmac
 import time
 from collections import OrderedDict
 
-from app.accounts.principal import Principal, Role, Via, anonymous
-from app.accounts.tokens import AccessTokens, InvalidToken, digest, looks_like_api_key
+from app.auth.principal import Principal, Role, Via, anonymous
+from app.auth.tokens import AccessTokens, InvalidToken, digest, looks_like_api_key
 from app.settings import Settings
 from db.engine import Database
 from db.repositories.accounts import KeyOwner, owner_of_key

@@ -40,7 +40,7 @@ from graphql import (
 )
 from graphql.language import Lexer
 
-from app.query_limits.settings import QueryLimits
+from app.settings.query_limits import QueryLimits
 
 INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
 MAX_INT = 2**31 - 1

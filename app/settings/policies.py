@@ -4,13 +4,17 @@ the environment (`PROPINTEL_RESILIENCE_<DEPENDENCY>`, see overrides.py)."""
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from app.resilience.breaker import BreakerConfig
 from app.resilience.bulkhead import BulkheadConfig
 from app.resilience.dependency import Dependency, DependencyConfig
-from app.resilience.overrides import DependencyOverrides
 from app.resilience.retry import Retry
-from app.settings import Profile, Settings
+from app.settings.profiles import Profile
+from app.settings.resilience import DependencyOverrides
+
+if TYPE_CHECKING:  # settings call these functions; they only read its fields
+    from app.settings import Settings
 
 
 def _postgresql(settings: Settings) -> DependencyConfig:

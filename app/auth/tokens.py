@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
-from app.accounts.principal import Role
+from app.auth.principal import Role
 
 ISSUER = "propintel"
 AUDIENCE = "propintel-api"

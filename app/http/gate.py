@@ -19,13 +19,13 @@ from urllib.parse import parse_qs
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.accounts.identify import AuthenticationFailed, Authenticator
-from app.accounts.principal import Principal
+from app.auth.identify import AuthenticationFailed, Authenticator
+from app.auth.principal import Principal
 from app.errors import ErrorCode
-from app.http_body import read_body, replay
-from app.query_limits.analysis import QueryAnalyzer, Violation
-from app.ratelimit.limiter import RateLimiter
-from app.response_media import GRAPHQL_RESPONSE, as_graphql_response, preferred_media_type
+from app.graphql.query_limits import QueryAnalyzer, Violation
+from app.http.body import read_body, replay
+from app.http.media import GRAPHQL_RESPONSE, as_graphql_response, preferred_media_type
+from app.http.rate_limits import RateLimiter
 from app.settings import Profile, Settings
 
 logger = logging.getLogger("propintel.gate")

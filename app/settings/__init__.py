@@ -9,26 +9,18 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.query_limits.settings import AdminLimits, AnonymousLimits, QueryLimits, UserLimits
-from app.ratelimit.settings import RateLimit
-from app.resilience.overrides import DependencyOverrides
-
-if TYPE_CHECKING:
-    from app.cache.resources import Ttls
-
+from app.settings.cache import Ttls
+from app.settings.policies import dependency_configs
+from app.settings.profiles import Profile as Profile  # re-exported: the profile is a setting
+from app.settings.query_limits import AdminLimits, AnonymousLimits, QueryLimits, UserLimits
+from app.settings.rate_limits import RateLimit
+from app.settings.resilience import DependencyOverrides
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-class Profile(StrEnum):
-    DEV = "dev"
-    TEST = "test"
-    PROD = "prod"
 
 
 class DbSslMode(StrEnum):
@@ -90,7 +82,7 @@ class Settings(BaseSettings):
     max_page_size: int = Field(default=100, ge=1, le=1000, alias="PROPINTEL_MAX_PAGE_SIZE")
     db_pool_size: int = Field(default=10, ge=1, le=200, alias="PROPINTEL_DB_POOL_SIZE")
     compiled_execution: bool = Field(default=True, alias="PROPINTEL_COMPILED_EXECUTION")
-    """Run query documents through compiled plans (app/execution); off = the standard executor
+    """Run query documents through compiled plans (app/graphql); off = the standard executor
     only (tests compare the two)."""
     db_statement_timeout_ms: int = Field(
         default=5000, ge=100, le=600_000, alias="PROPINTEL_DB_STATEMENT_TIMEOUT_MS"
@@ -123,7 +115,6 @@ class Settings(BaseSettings):
     cache_ttl_static_s: float = Field(
         default=7 * 24 * 3600, gt=0, alias="PROPINTEL_CACHE_TTL_STATIC_S"
     )
-    cache_ttl_trending_s: float = Field(default=600, gt=0, alias="PROPINTEL_CACHE_TTL_TRENDING_S")
     cache_ttl_estimate_s: float = Field(default=3600, gt=0, alias="PROPINTEL_CACHE_TTL_ESTIMATE_S")
     cache_ttl_operation_s: float = Field(default=300, gt=0, alias="PROPINTEL_CACHE_TTL_OPERATION_S")
     cache_stale_if_error_s: float = Field(
@@ -187,8 +178,6 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _resilience_policies_are_valid(self) -> Settings:
         # Overrides combine with the profile's policy; the result must be coherent too.
-        from app.resilience.policies import dependency_configs
-
         dependency_configs(self)
         return self
 
@@ -233,15 +222,12 @@ class Settings(BaseSettings):
 
     @property
     def cache_ttls(self) -> Ttls:
-        from app.cache.resources import Ttls  # settings are imported before anything else
-
         return Ttls(
             list=self.cache_ttl_list_s,
             property=self.cache_ttl_property_s,
             history=self.cache_ttl_history_s,
             stats=self.cache_ttl_stats_s,
             static=self.cache_ttl_static_s,
-            trending=self.cache_ttl_trending_s,
             estimate=self.cache_ttl_estimate_s,
             operation=self.cache_ttl_operation_s,
         )

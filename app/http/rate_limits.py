@@ -16,10 +16,10 @@ from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from app.accounts.principal import Principal
-from app.query_limits.settings import RoleName
+from app.auth.principal import Principal
 from app.resilience.dependency import Dependency
 from app.settings import Settings
+from app.settings.query_limits import RoleName
 
 
 @dataclass(frozen=True, slots=True)

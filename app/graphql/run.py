@@ -22,7 +22,7 @@ import strawberry
 from graphql.execution.values import VariableValues, get_variable_values
 
 from app.context import Context
-from app.execution.plan import (
+from app.graphql.plan import (
     FieldPlan,
     Leaf,
     ListOf,

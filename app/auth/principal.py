@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from app.query_limits.settings import RoleName
+from app.settings.query_limits import RoleName
 
 
 class Role(StrEnum):

@@ -5,7 +5,7 @@ response which fields to resolve, which resolver, which serializer, and wraps ea
 awaitables. A plan does that work once per document: for every selection it holds the response
 key, how to get the value (an attribute, a synchronous resolver of the parent, or a batch
 resolver for all parents at once) and how to complete it (serializer, list, object with its own
-selections). `app/execution/run.py` walks it level by level.
+selections). `app/graphql/run.py` walks it level by level.
 
 `compile_operation` returns None for anything outside what a plan covers; the standard executor
 then runs the document, so unsupported means slower, never different:

@@ -12,8 +12,8 @@ import strawberry
 from strawberry.types import ExecutionResult
 
 from app.context import Context
-from app.execution.plan import OperationPlan, compile_operation
-from app.execution.run import Fallback, execute_plan
+from app.graphql.plan import OperationPlan, compile_operation
+from app.graphql.run import Fallback, execute_plan
 from app.resilience.dependency import ServiceUnavailable
 from db.engine import count_statements
 

@@ -1,0 +1,1 @@
+"""Who is asking: access tokens, API keys, password hashing, the request principal."""
