@@ -7,6 +7,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import strawberry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
@@ -31,7 +32,10 @@ from db.tls import asyncpg_ssl
 from schema import build_schema
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None, *, schema: strawberry.Schema | None = None
+) -> Starlette:
+    """`schema`: another schema than the product's (tests that add fields of their own)."""
     settings = settings or get_settings()
     postgresql = database_dependency(settings)
     redis = redis_dependency(settings)
@@ -60,7 +64,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         settings.query_limits_user,
         settings.query_limits_admin,
     )
-    schema = build_schema(
+    schema = schema or build_schema(
         count_statements=settings.exposes_debug_info,
         production=production,
         max_batch=max(limits.max_batch for limits in role_limits),
