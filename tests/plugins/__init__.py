@@ -1,0 +1,1 @@
+"""pytest plugins of the suite, registered with -p in pyproject.toml's addopts."""
