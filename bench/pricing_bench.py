@@ -22,10 +22,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.pricing import PriceModel, Subject, TrainingData, is_residential, train
-from app.pricing.data import load_training_sales_sync
-from app.pricing.features import feature_matrix
-from app.pricing.model import _predict_raw, subject_of_sale
+from app.ml import (
+    PriceModel,
+    Subject,
+    TrainingData,
+    is_residential,
+    load_training_sales_sync,
+    subject_of_sale,
+    train,
+)
+from app.ml.features import feature_matrix
+from app.ml.model import predict_raw
 
 
 def subjects_from(data: TrainingData, count: int) -> list[Subject]:
@@ -118,7 +125,7 @@ def main() -> None:
         t0 = time.perf_counter()
         model.predict(subjects, as_of)
         t1 = time.perf_counter()
-        _predict_raw(model.estimator, X)
+        predict_raw(model.estimator, X)
         t2 = time.perf_counter()
         whole.append((t1 - t0) * 1000)
         estimator.append((t2 - t1) * 1000)

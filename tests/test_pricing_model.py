@@ -1,26 +1,34 @@
-"""The price model (app/pricing) on the test slice, and (opt-in) on the full data."""
+"""The price model (app/ml) on the test slice, and (opt-in) on the full data."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import os
+import sys
+import types
+import zlib
 from dataclasses import replace
 from datetime import date
 
 import numpy as np
 import pytest
 
-from app.pricing import (
+from app.ml import (
     PriceModel,
     Subject,
     TrainingData,
+    ValidationMetrics,
     is_residential,
     load_training_sales,
+    subject_of_sale,
     train,
     train_from_url,
 )
-from app.pricing.model import design_matrices, subject_of_sale
+from app.ml.artifact import ARTIFACT_MAGIC
+from app.ml.design import design_matrices
+from app.ml.features import Levels
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +99,40 @@ def test_round_trips_through_bytes(model: PriceModel, slice_data: TrainingData) 
     assert copy.metrics == model.metrics
     assert copy.feature_names == model.feature_names
     assert (copy.data_from, copy.data_to) == (model.data_from, model.data_to)
+
+
+def test_artifacts_stored_before_the_move_to_app_ml_still_load(
+    model: PriceModel, slice_data: TrainingData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Models stored by the app/pricing code pickled their classes by those module paths."""
+    with monkeypatch.context() as patch:
+        for cls, module in (
+            (PriceModel, "app.pricing.model"),
+            (ValidationMetrics, "app.pricing.model"),
+            (Levels, "app.pricing.features"),
+        ):
+            fake = sys.modules.get(module) or types.ModuleType(module)
+            setattr(fake, cls.__name__, cls)
+            patch.setitem(sys.modules, module, fake)
+            patch.setattr(cls, "__module__", module)
+        old = model.to_bytes()
+    pickled = zlib.decompress(old[len(ARTIFACT_MAGIC) :])
+    assert b"app.pricing.model" in pickled
+    assert b"app.pricing.features" in pickled
+    assert b"app.ml" not in pickled
+    assert "app.pricing.model" not in sys.modules
+
+    copy = PriceModel.from_bytes(old, sha256=hashlib.sha256(old).hexdigest())
+    assert type(copy.levels) is Levels
+    assert type(copy.metrics) is ValidationMetrics
+    subjects, _ = subjects_from_sales(slice_data, 20)
+    assert copy.predict(subjects, date(2024, 6, 1)) == model.predict(subjects, date(2024, 6, 1))
+
+
+def test_an_artifact_that_does_not_match_its_digest_is_refused(model: PriceModel) -> None:
+    blob = model.to_bytes()
+    with pytest.raises(ValueError, match="digest"):
+        PriceModel.from_bytes(blob, sha256=hashlib.sha256(blob + b"x").hexdigest())
 
 
 def test_a_sales_own_price_never_reaches_its_features(slice_data: TrainingData) -> None:

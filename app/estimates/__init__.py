@@ -1,2 +1,2 @@
-"""Serving the price model: the active model of the registry, training jobs, and the limits
-of what may be estimated."""
+"""Serving the price model (the model itself is app/ml): `service` holds the active model
+of the registry (ModelRegistry), `tasks` the training jobs in a process pool (Trainer)."""

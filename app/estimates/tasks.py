@@ -5,7 +5,6 @@ scikit-learn and numpy; in this process it would stall every request), records i
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import multiprocessing
 import time
@@ -15,7 +14,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from app.estimates.registry import ModelRegistry
+from app.estimates.service import ModelRegistry
+from app.ml import artifact, train_from_url
 from db.engine import Database
 from db.repositories import price_models as repo
 from db.repositories.price_models import JobRecord, ModelRecord, sales_exist
@@ -37,15 +37,13 @@ class TrainedArtifact:
 def train_artifact(database_url: str, options: dict[str, Any]) -> TrainedArtifact:
     """Runs in a worker process: reads the sales, trains, serialises. Top-level so that it
     pickles by name."""
-    from app.pricing import train_from_url
-
     started = time.perf_counter()
     model = train_from_url(database_url, **options)
     data = model.to_bytes()
     metrics = {k: _plain(v) for k, v in asdict(model.metrics).items()}
     return TrainedArtifact(
         artifact=data,
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=artifact.sha256(data),
         data_from=model.data_from,
         data_to=model.data_to,
         features=list(model.feature_names),

@@ -7,6 +7,9 @@ Months count from January 2001 (month 0). A price *level* is the mean log price 
 residential market sales of a group (locality x strata, district x strata, strata) over a
 trailing window of whole months that ends *before* the month of the row (`m_eff`), so a
 sale's own price, and anything later, never enters its own features.
+
+`Levels` is pickled into the model artifact by its module path: moving or renaming it needs
+an entry in app/ml/artifact.py's MOVED_CLASSES so stored models still load.
 """
 
 from __future__ import annotations
@@ -239,3 +242,56 @@ def feature_matrix(levels: Levels, rows: Rows) -> tuple[NDArray[np.float64], F64
         rows.n_prev,
     ]
     return np.column_stack(columns), ref
+
+
+# -- keyed residual sums (street, building) -------------------------------------------------
+# A key is a street (locality x street name x strata) or a strata building (+ house number),
+# -1 when the row has none. The sums are of earlier sales' residuals (log price minus their
+# own in-sample `ref`), so a row's own price never enters them.
+
+
+def keyed_table(keys: I64, values: F64) -> tuple[I64, F64, F64]:
+    """(sorted distinct keys, sum of `values` per key, count per key); key -1 left out."""
+    ok = keys >= 0
+    uniq, inverse = np.unique(keys[ok], return_inverse=True)
+    sums = np.bincount(inverse, weights=values[ok], minlength=len(uniq)).astype(np.float64)
+    counts = np.bincount(inverse, minlength=len(uniq)).astype(np.float64)
+    return uniq.astype(np.int64), sums, counts
+
+
+def lookup(uniq: I64, sums: F64, counts: F64, query_keys: I64) -> tuple[F64, F64]:
+    """Sum and count of a `keyed_table` for `query_keys` (0, 0 for an unknown key or -1)."""
+    if len(uniq) == 0:
+        z = np.zeros(len(query_keys))
+        return z, z.copy()
+    pos = np.clip(np.searchsorted(uniq, query_keys), 0, len(uniq) - 1)
+    hit = (uniq[pos] == query_keys) & (query_keys >= 0)
+    return np.where(hit, sums[pos], 0.0), np.where(hit, counts[pos], 0.0)
+
+
+def keyed_sums(known_keys: I64, values: F64, query_keys: I64) -> tuple[F64, F64]:
+    """Sum and count of `values` per key, looked up for `query_keys` (-1: none)."""
+    return lookup(*keyed_table(known_keys, values), query_keys)
+
+
+def expanding_sums(keys: I64, day: I64, values: F64) -> tuple[F64, F64]:
+    """Per row: sum and count of `values` of rows with the same key and a strictly earlier day."""
+    n = len(keys)
+    order = np.lexsort((day, keys))
+    k, d, v = keys[order], day[order], values[order]
+    cs = np.concatenate([[0.0], np.cumsum(v)])
+    idx = np.arange(n)
+    new_key = np.r_[True, k[1:] != k[:-1]] if n else np.zeros(0, dtype=bool)
+    new_run = new_key | (np.r_[True, d[1:] != d[:-1]] if n else np.zeros(0, dtype=bool))
+    key_start = np.maximum.accumulate(np.where(new_key, idx, 0)) if n else idx
+    run_start = np.maximum.accumulate(np.where(new_run, idx, 0)) if n else idx
+    s = cs[run_start] - cs[key_start]
+    c = (run_start - key_start).astype(np.float64)
+    none = k < 0
+    s[none] = 0.0
+    c[none] = 0.0
+    out_s = np.empty(n)
+    out_c = np.empty(n)
+    out_s[order] = s
+    out_c[order] = c
+    return out_s, out_c

@@ -1,15 +1,16 @@
 """What training reads from the database: every market sale, as numpy columns.
 
-One statement over `sales` joined to `properties` (the street and house number of the
-address), streamed in partitions so 4.7 million rows never exist as Python row objects all at
-once; one small statement over `localities` (centroid and district). Text columns become
-integer codes into a vocabulary (`-1` for NULL/blank), dates become proleptic ordinals.
-Works on PostgreSQL (asyncpg) and SQLite (aiosqlite) alike.
+The rows come from db/repositories/training_data.py (every market sale of a live property
+with its street and house number, streamed in partitions so 4.7 million rows never exist as
+Python row objects all at once; the localities with their centroid and district). Here they
+become columns: text becomes integer codes into a vocabulary (`-1` for NULL/blank), dates
+become proleptic ordinals. Works on PostgreSQL (asyncpg) and SQLite (aiosqlite) alike.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import pickle
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
@@ -17,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sqlalchemy as sa
 from numpy.typing import NDArray
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.settings import normalise_database_url
-from db import tables
+from db.repositories import training_data
 
 PARTITION_ROWS = 100_000
 
@@ -105,35 +105,6 @@ class _Vocabulary:
         return np.asarray(out, dtype=np.int32)
 
 
-def _sales_statement() -> sa.Select[Any]:
-    s, p = tables.sales, tables.properties
-    return (
-        sa.select(
-            s.c.property_id,
-            s.c.locality_id,
-            s.c.is_strata,
-            s.c.contract_date,
-            s.c.price,
-            s.c.area_m2,
-            s.c.zoning,
-            s.c.nature,
-            s.c.primary_purpose,
-            s.c.district_code,
-            p.c.street_name,
-            p.c.house_number,
-        )
-        .select_from(s.join(p, p.c.id == s.c.property_id))
-        .where(s.c.is_market_sale, p.c.deleted_at.is_(None))
-    )
-
-
-def _localities_statement() -> sa.Select[Any]:
-    loc = tables.localities
-    return sa.select(loc.c.id, loc.c.latitude, loc.c.longitude, loc.c.district_code).order_by(
-        loc.c.id
-    )
-
-
 def _float_column(values: Sequence[Any]) -> NDArray[np.float64]:
     return np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
 
@@ -158,13 +129,10 @@ async def load_training_sales(engine_or_url: AsyncEngine | str) -> TrainingData:
         )
     }  # fmt: skip
     try:
-        async with engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                # One long read: the service's per-statement timeout does not apply here.
-                await conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
-            loc_rows = (await conn.execute(_localities_statement())).all()
-            result = await conn.stream(_sales_statement())
-            async for rows in result.partitions(PARTITION_ROWS):
+        loc_rows = await training_data.localities(engine)
+        partitions = training_data.market_sale_partitions(engine, partition_rows=PARTITION_ROWS)
+        async with contextlib.aclosing(partitions):
+            async for rows in partitions:
                 (pid, lid, strata, cdate, price, area, zoning, nature, purpose, district,
                  street, house) = zip(*rows, strict=True)  # fmt: skip
                 parts["property_id"].append(np.asarray(pid, dtype=np.int64))

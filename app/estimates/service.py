@@ -1,4 +1,4 @@
-"""The active price model of this process.
+"""The active price model of this process (ModelRegistry).
 
 The registry table says which model is active; each process keeps that model in memory and
 checks the table every `PROPINTEL_MODEL_POLL_S` seconds in the background (never on a
@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from app.pricing import Estimate, PriceModel, Subject
+from app.ml import Estimate, PriceModel, Subject
 from app.resilience.bulkhead import Bulkhead, Preset
 from db.engine import Database
 from db.repositories import price_models as repo
@@ -69,7 +68,7 @@ class ModelRegistry:
                 found = await repo.artifact(self.db, version)
                 if found is not None:
                     record, data, digest = found
-                    model = await asyncio.to_thread(_load, data, digest)
+                    model = await asyncio.to_thread(PriceModel.from_bytes, data, sha256=digest)
                     self.active = ActiveModel(record, model)
                     logger.info("price model %d active", version)
             return self.active
@@ -90,9 +89,3 @@ class ModelRegistry:
                 await self.refresh()
             except Exception as error:  # the database may be away; the current model stays
                 logger.debug("price model poll failed: %r", error)
-
-
-def _load(data: bytes, digest: str) -> PriceModel:
-    if hashlib.sha256(data).hexdigest() != digest:
-        raise ValueError("price model artifact does not match its digest")
-    return PriceModel.from_bytes(data)
