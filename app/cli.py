@@ -253,7 +253,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     """Trains in this process (a CLI has no requests to stall), stores the model in the
     registry, and prints its validation figures."""
-    from app.estimates.training import store, train_artifact
+    from app.estimates.tasks import store, train_artifact
     from db.migrate import upgrade
 
     settings = _settings()

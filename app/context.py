@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -12,8 +13,8 @@ from app.accounts.service import Accounts
 from app.auth.principal import Principal
 from app.cache import Cache, RequestScope
 from app.cache.service import CacheService
-from app.estimates.registry import ModelRegistry
-from app.estimates.training import Trainer
+from app.estimates.service import ModelRegistry
+from app.estimates.tasks import Trainer
 from app.settings import Profile, Settings
 from db.engine import Database
 from loaders import Loaders
@@ -37,6 +38,9 @@ class Context:
     models: ModelRegistry | None
     """The active price model (None: estimates are off in this process)."""
     trainer: Trainer | None
+    field_batches: dict[Any, Any] = field(default_factory=dict)
+    """Loader-backed fields' per-request gatherers (resolvers/fields.py), by field and
+    arguments: how Strawberry's executor batches them too."""
 
     @property
     def is_admin(self) -> bool:

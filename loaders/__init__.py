@@ -9,18 +9,18 @@ from __future__ import annotations
 from functools import cached_property
 
 from app.cache import Cache, RequestScope
-from app.estimates.registry import ModelRegistry
+from app.estimates.service import ModelRegistry
 from db.engine import Database
 from loaders.estimates import EstimateLoader
 from loaders.localities import LocalityByIdLoader, LocalityByNameLoader, PropertiesByLocalityLoader
 from loaders.properties import PropertyByIdLoader
-from loaders.sales import SaleByIdLoader, SalesByPropertyLoader
+from loaders.sales import RecentMarketSalesLoader, SaleByIdLoader, SalesByPropertyLoader
 from loaders.stats import LocalityStatsLoader
 
 
 class Loaders:
     """The request's loaders, each built on first use (a request touches two or three of
-    them; building all seven cost ~5% of a simple query)."""
+    them; building all eight cost ~5% of a simple query)."""
 
     def __init__(self, db: Database, cache: Cache, scope: RequestScope | None) -> None:
         self._arguments = (db, cache, scope)
@@ -59,6 +59,10 @@ class Loaders:
     @cached_property
     def locality_stats(self) -> LocalityStatsLoader:
         return LocalityStatsLoader(*self._arguments)
+
+    @cached_property
+    def recent_market_sales(self) -> RecentMarketSalesLoader:
+        return RecentMarketSalesLoader(*self._arguments)
 
 
 def create_loaders(db: Database, cache: Cache, scope: RequestScope | None = None) -> Loaders:

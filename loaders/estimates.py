@@ -16,8 +16,8 @@ from datetime import date
 from strawberry.dataloader import DataLoader
 
 from app.cache import Cache, RequestScope, Resource
-from app.estimates.registry import ModelRegistry
-from app.pricing import Estimate, Subject
+from app.estimates.service import ModelRegistry
+from app.ml import Estimate, Subject
 from db.engine import Database
 from db.records import PropertyRecord
 from db.repositories.estimates import market_history

@@ -8,6 +8,7 @@ from app.cache import Resource
 from db.keyset import build_page
 from db.records import Page, SaleRecord
 from db.repositories import sales
+from db.repositories.estimates import recent_market_sales
 from db.repositories.sales import SALES_NEWEST_FIRST
 from loaders.base import ByIdLoader, GroupedLoader
 
@@ -63,3 +64,37 @@ class SalesByPropertyLoader(
             )
             for k in keys
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class RecentSalesKey:
+    locality_id: int
+    is_strata: bool
+    limit: int
+
+
+class RecentMarketSalesLoader(GroupedLoader[RecentSalesKey, tuple[bool, int], list[SaleRecord]]):
+    """The latest market sales of a locality, of one kind (strata or not), newest first:
+    the pool comparable sales are chosen from. One statement per kind for a whole batch."""
+
+    resource = Resource.HISTORY
+
+    def cache_key(self, key: RecentSalesKey) -> str:
+        return f"recent:{key.locality_id}:{int(key.is_strata)}:{key.limit}"
+
+    def tags(self, key: RecentSalesKey, value: list[SaleRecord]) -> Iterable[str]:
+        # A sale recorded (or a property changed) in the locality invalidates `locality:<id>`.
+        return (f"locality:{key.locality_id}",)
+
+    @staticmethod
+    def arguments(key: RecentSalesKey) -> tuple[bool, int]:
+        return key.is_strata, key.limit
+
+    async def fetch(
+        self, keys: Sequence[RecentSalesKey], arguments: tuple[bool, int]
+    ) -> list[list[SaleRecord]]:
+        is_strata, limit = arguments
+        found = await recent_market_sales(
+            self.db, [k.locality_id for k in keys], is_strata=is_strata, limit=limit
+        )
+        return [found.get(k.locality_id, []) for k in keys]

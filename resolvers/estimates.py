@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from typing import Annotated
 
 import strawberry
 
 from app.context import Context, Info
 from app.errors import ConflictError, DomainError, ErrorCode, NotFoundError, UserInputError
-from app.estimates.training import JobRunning
-from app.pricing import Estimate, Subject
+from app.estimates.tasks import JobRunning
+from app.ml import Estimate, Subject
 from db.records import PropertyRecord, SaleRecord
 from db.repositories import price_models as registry_repo
-from db.repositories.estimates import recent_market_sales
+from loaders.sales import RecentSalesKey
 from resolvers.admin import require_admin
-from resolvers.batching import one_parent_of
+from resolvers.fields import Audience, batched
 from resolvers.filters import check_name, check_postcode
 from schema.enums import PropertyNature
 from schema.estimates import PriceEstimate, PriceModelType, PropertyFeaturesInput, TrainingJob
@@ -58,8 +60,13 @@ def _estimate(value: Estimate, version: int) -> PriceEstimate:
     )
 
 
-async def estimates_of(
-    parents: list[PropertyRecord], context: Context, as_of: date | None = None
+@batched(Audience.PUBLIC)
+async def estimate(
+    parents: list[PropertyRecord],
+    context: Context,
+    as_of: Annotated[
+        date | None, strawberry.argument(description="The date of the estimate (default: today).")
+    ] = None,
 ) -> list[PriceEstimate]:
     when = check_as_of(as_of)
     models = context.models
@@ -70,12 +77,6 @@ async def estimates_of(
     loader.remember(parents)
     found = await loader.load_many([(p.id, when) for p in parents])
     return [_estimate(value, active.version) for value in found]
-
-
-@one_parent_of(estimates_of)
-async def estimate(root: PropertyRecord, info: Info, as_of: date | None = None) -> PriceEstimate:
-    """`asOf`: the date of the estimate (default: today)."""
-    return (await estimates_of([root], info.context, as_of))[0]
 
 
 async def estimate_price(
@@ -133,24 +134,23 @@ COMPARABLE_POOL = 40
 """Recent sales per locality and kind that comparables are chosen from."""
 
 
-async def comparables_of(
+@batched(Audience.PUBLIC)
+async def comparable_sales(
     parents: list[PropertyRecord], context: Context, first: int = 5
 ) -> list[list[SaleRecord]]:
-    """At most two statements for any number of properties (one per kind present)."""
+    """At most two statements for any number of properties (one per kind present), and
+    none for a locality and kind already read in this request (or cached)."""
     if not 1 <= first <= MAX_COMPARABLES:
         raise UserInputError(
             f"`first` must be between 1 and {MAX_COMPARABLES}, got {first}", argument="first"
         )
-    pools: dict[bool, dict[int, list[SaleRecord]]] = {}
-    for is_strata in sorted({p.is_strata for p in parents}):
-        localities = sorted({p.locality_id for p in parents if p.is_strata == is_strata})
-        pools[is_strata] = await recent_market_sales(
-            context.db, localities, is_strata=is_strata, limit=COMPARABLE_POOL
-        )
-    return [_closest(p, pools[p.is_strata].get(p.locality_id, []), first) for p in parents]
+    pools = await context.loaders.recent_market_sales.load_many(
+        [RecentSalesKey(p.locality_id, p.is_strata, COMPARABLE_POOL) for p in parents]
+    )
+    return [_closest(p, pool, first) for p, pool in zip(parents, pools, strict=True)]
 
 
-def _closest(subject: PropertyRecord, pool: list[SaleRecord], first: int) -> list[SaleRecord]:
+def _closest(subject: PropertyRecord, pool: Sequence[SaleRecord], first: int) -> list[SaleRecord]:
     """What a valuer pulls first: other properties' recent sales, nearest in land area (when
     both areas are known), newest first among equals. One sale per property."""
     seen: set[int] = {subject.id}
@@ -167,11 +167,6 @@ def _closest(subject: PropertyRecord, pool: list[SaleRecord], first: int) -> lis
         return abs(sale.area_m2 - subject.area_m2)
 
     return sorted(candidates, key=distance)[:first]  # stable: newest first among equals
-
-
-@one_parent_of(comparables_of)
-async def comparable_sales(root: PropertyRecord, info: Info, first: int = 5) -> list[SaleRecord]:
-    return (await comparables_of([root], info.context, first))[0]
 
 
 async def models(info: Info) -> list[PriceModelType]:

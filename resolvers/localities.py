@@ -1,7 +1,7 @@
 """Resolvers of Query.locality/localities and of Locality's fields that need a loader.
 
-Each loader-backed field is a batch function over its parents (see resolvers/batching.py);
-the Strawberry resolver below it is its one-parent case.
+Each loader-backed field is one batch function over its parents, declared with `@batched`
+(resolvers/fields.py): the one-parent Strawberry resolver is derived from it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Annotated
 import strawberry
 
 from app.cache import Resource
-from app.context import Context, Info
+from app.context import Context
 from db.keyset import build_page
 from db.records import LocalityRecord, LocalityStatsRecord, Page, PropertyRecord
 from db.repositories import localities as repository
@@ -20,7 +20,7 @@ from db.repositories.localities import LOCALITIES_BY_NAME
 from db.repositories.properties import PROPERTY_ORDERS
 from loaders.localities import LocalityPropertiesKey
 from loaders.stats import LocalityStatsKey
-from resolvers.batching import one_parent_of
+from resolvers.fields import Audience, batched
 from resolvers.filters import check_name, check_postcode, stats_window
 from resolvers.pagination import cursor_values, page_size
 from schema.enums import PropertyOrder
@@ -31,7 +31,8 @@ def global_id(root: LocalityRecord) -> strawberry.ID:
     return to_global_id("Locality", root.id)
 
 
-async def localities_by_name(
+@batched(Audience.PUBLIC)
+async def locality_by_name(
     parents: list[None], context: Context, name: str, postcode: str
 ) -> list[LocalityRecord | None]:
     check_name(name, "name")
@@ -40,15 +41,13 @@ async def localities_by_name(
     return [found] * len(parents)
 
 
-@one_parent_of(localities_by_name)
-async def locality_by_name(info: Info, name: str, postcode: str) -> LocalityRecord | None:
-    return (await localities_by_name([None], info.context, name, postcode))[0]
-
-
-async def locality_pages(
+@batched(Audience.PUBLIC)
+async def localities(
     parents: list[None],
     context: Context,
-    search: str | None = None,
+    search: Annotated[
+        str | None, strawberry.argument(description="Name prefix, case-insensitive.")
+    ] = None,
     first: int = 20,
     after: str | None = None,
 ) -> list[Page[LocalityRecord]]:
@@ -73,23 +72,14 @@ async def locality_pages(
     return [page] * len(parents)
 
 
-@one_parent_of(locality_pages)
-async def localities(
-    info: Info,
-    search: Annotated[
-        str | None, strawberry.argument(description="Name prefix, case-insensitive.")
-    ] = None,
-    first: int = 20,
-    after: str | None = None,
-) -> Page[LocalityRecord]:
-    return (await locality_pages([None], info.context, search, first, after))[0]
-
-
-async def locality_stats(
+@batched(Audience.PUBLIC)
+async def stats(
     parents: list[LocalityRecord],
     context: Context,
-    from_: date | None = None,
-    to: date | None = None,
+    from_: Annotated[
+        date | None, strawberry.argument(name="from", description="Contracts on or after.")
+    ] = None,
+    to: Annotated[date | None, strawberry.argument(description="Contracts on or before.")] = None,
     is_strata: bool | None = None,
 ) -> list[LocalityStatsRecord]:
     window = stats_window(from_, to, is_strata)
@@ -98,20 +88,8 @@ async def locality_stats(
     )
 
 
-@one_parent_of(locality_stats)
-async def stats(
-    root: LocalityRecord,
-    info: Info,
-    from_: Annotated[
-        date | None, strawberry.argument(name="from", description="Contracts on or after.")
-    ] = None,
-    to: Annotated[date | None, strawberry.argument(description="Contracts on or before.")] = None,
-    is_strata: bool | None = None,
-) -> LocalityStatsRecord:
-    return (await locality_stats([root], info.context, from_, to, is_strata))[0]
-
-
-async def property_pages_of(
+@batched(Audience.PUBLIC)
+async def properties(
     parents: list[LocalityRecord],
     context: Context,
     first: int = 20,
@@ -124,14 +102,3 @@ async def property_pages_of(
     return await context.loaders.properties_by_locality.load_many(
         [LocalityPropertiesKey(p.id, order.name, size, after, after_values) for p in parents]
     )
-
-
-@one_parent_of(property_pages_of)
-async def properties(
-    root: LocalityRecord,
-    info: Info,
-    first: int = 20,
-    after: str | None = None,
-    order_by: PropertyOrder = PropertyOrder.ID_ASC,
-) -> Page[PropertyRecord]:
-    return (await property_pages_of([root], info.context, first, after, order_by))[0]

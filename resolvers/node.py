@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import strawberry
 
-from app.context import Context, Info
+from app.context import Context
 from db.records import LocalityRecord, PropertyRecord, SaleRecord
-from resolvers.batching import one_parent_of
+from resolvers.fields import Audience, batched
 from schema.ids import from_global_id
 
 NodeRecord = PropertyRecord | SaleRecord | LocalityRecord
 
 
-async def nodes_by_global_id(
-    parents: list[None], context: Context, id: strawberry.ID
-) -> list[NodeRecord | None]:
+@batched(Audience.PUBLIC)
+async def node(parents: list[None], context: Context, id: strawberry.ID) -> list[NodeRecord | None]:
     type_name, pk = from_global_id(id)
     loaders = context.loaders
     found: NodeRecord | None
@@ -25,8 +24,3 @@ async def nodes_by_global_id(
     else:
         found = await loaders.locality_by_id.load(pk)
     return [found] * len(parents)
-
-
-@one_parent_of(nodes_by_global_id)
-async def node(info: Info, id: strawberry.ID) -> NodeRecord | None:
-    return (await nodes_by_global_id([None], info.context, id))[0]

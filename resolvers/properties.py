@@ -1,7 +1,7 @@
 """Resolvers of Query.property/properties and of Property's fields that need a loader.
 
-Each loader-backed field is a batch function over its parents (see resolvers/batching.py);
-the Strawberry resolver below it is its one-parent case.
+Each loader-backed field is one batch function over its parents, declared with `@batched`
+(resolvers/fields.py): the one-parent Strawberry resolver is derived from it.
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ from typing import Annotated
 import strawberry
 
 from app.cache import Resource
-from app.context import Context, Info
+from app.context import Context
 from db.keyset import build_page
 from db.records import LocalityRecord, Page, PropertyRecord, SaleRecord
 from db.repositories import properties as repository
 from db.repositories.properties import PROPERTY_ORDERS
 from db.repositories.sales import SALES_NEWEST_FIRST
 from loaders.sales import SalesPageKey
-from resolvers.batching import one_parent_of
+from resolvers.fields import Audience, batched
 from resolvers.filters import property_criteria
 from resolvers.pagination import cursor_values, page_size
 from schema.enums import PropertyNature, PropertyOrder
@@ -26,22 +26,19 @@ from schema.ids import expect_global_id, to_global_id
 from schema.inputs import PropertyFilter
 
 
-async def properties_by_global_id(
+@batched(Audience.PUBLIC)
+async def property_by_id(
     parents: list[None], context: Context, id: strawberry.ID
 ) -> list[PropertyRecord | None]:
     found = await context.loaders.property_by_id.load(expect_global_id(id, "Property"))
     return [found] * len(parents)
 
 
-@one_parent_of(properties_by_global_id)
-async def property_by_id(info: Info, id: strawberry.ID) -> PropertyRecord | None:
-    return (await properties_by_global_id([None], info.context, id))[0]
-
-
-async def property_pages(
+@batched(Audience.PUBLIC)
+async def properties(
     parents: list[None],
     context: Context,
-    filter_: PropertyFilter | None = None,
+    filter_: Annotated[PropertyFilter | None, strawberry.argument(name="filter")] = None,
     order_by: PropertyOrder = PropertyOrder.ID_ASC,
     first: int = 20,
     after: str | None = None,
@@ -74,17 +71,6 @@ def _list_tags(_position: int, page: Page[PropertyRecord]) -> list[str]:
     return ["list:properties", *(f"property:{edge.node.id}" for edge in page.edges)]
 
 
-@one_parent_of(property_pages)
-async def properties(
-    info: Info,
-    filter_: Annotated[PropertyFilter | None, strawberry.argument(name="filter")] = None,
-    order_by: PropertyOrder = PropertyOrder.ID_ASC,
-    first: int = 20,
-    after: str | None = None,
-) -> Page[PropertyRecord]:
-    return (await property_pages([None], info.context, filter_, order_by, first, after))[0]
-
-
 def global_id(root: PropertyRecord) -> strawberry.ID:
     return to_global_id("Property", root.id)
 
@@ -97,14 +83,10 @@ def nature(root: PropertyRecord) -> PropertyNature | None:
     return PropertyNature(root.nature) if root.nature in {"R", "V", "3"} else None
 
 
-async def addresses(parents: list[PropertyRecord], context: Context) -> list[str]:
+@batched(Audience.PUBLIC)
+async def address(parents: list[PropertyRecord], context: Context) -> list[str]:
     found = await context.loaders.locality_by_id.load_many([p.locality_id for p in parents])
     return [format_address(p, locality) for p, locality in zip(parents, found, strict=True)]
-
-
-@one_parent_of(addresses)
-async def address(root: PropertyRecord, info: Info) -> str:
-    return (await addresses([root], info.context))[0]
 
 
 def format_address(record: PropertyRecord, locality: LocalityRecord | None) -> str:
@@ -116,19 +98,16 @@ def format_address(record: PropertyRecord, locality: LocalityRecord | None) -> s
     return f"{street}, {place}" if street else place
 
 
-async def localities_of(parents: list[PropertyRecord], context: Context) -> list[LocalityRecord]:
+@batched(Audience.PUBLIC)
+async def locality(parents: list[PropertyRecord], context: Context) -> list[LocalityRecord]:
     found = await context.loaders.locality_by_id.load_many([p.locality_id for p in parents])
     localities = [locality for locality in found if locality is not None]
     assert len(localities) == len(found), "properties.locality_id is a foreign key"
     return localities
 
 
-@one_parent_of(localities_of)
-async def locality(root: PropertyRecord, info: Info) -> LocalityRecord:
-    return (await localities_of([root], info.context))[0]
-
-
-async def last_sales(parents: list[PropertyRecord], context: Context) -> list[SaleRecord | None]:
+@batched(Audience.PUBLIC)
+async def last_sale(parents: list[PropertyRecord], context: Context) -> list[SaleRecord | None]:
     """The first sale of each newest-first history (the one last_sale_price/date describe)."""
     pages = await context.loaders.sales_by_property.load_many(
         [SalesPageKey(p.id, 1, None, None) for p in parents]
@@ -136,12 +115,8 @@ async def last_sales(parents: list[PropertyRecord], context: Context) -> list[Sa
     return [page.edges[0].node if page.edges else None for page in pages]
 
 
-@one_parent_of(last_sales)
-async def last_sale(root: PropertyRecord, info: Info) -> SaleRecord | None:
-    return (await last_sales([root], info.context))[0]
-
-
-async def sales_pages(
+@batched(Audience.PUBLIC)
+async def sales(
     parents: list[PropertyRecord], context: Context, first: int = 10, after: str | None = None
 ) -> list[Page[SaleRecord]]:
     size = page_size(context, first)
@@ -149,10 +124,3 @@ async def sales_pages(
     return await context.loaders.sales_by_property.load_many(
         [SalesPageKey(p.id, size, after, after_values) for p in parents]
     )
-
-
-@one_parent_of(sales_pages)
-async def sales(
-    root: PropertyRecord, info: Info, first: int = 10, after: str | None = None
-) -> Page[SaleRecord]:
-    return (await sales_pages([root], info.context, first, after))[0]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import strawberry
 
-from app.context import Context, Info
+from app.context import Context
 from db.ingest.records import NonMarketReason
 from db.records import PropertyRecord, SaleRecord
-from resolvers.batching import one_parent_of
+from resolvers.fields import Audience, batched
 from schema.ids import to_global_id
 
 
@@ -19,13 +19,9 @@ def non_market_reasons(root: SaleRecord) -> list[NonMarketReason]:
     return [NonMarketReason(r) for r in root.non_market_reasons.split(",") if r]
 
 
-async def properties_of_sales(
+@batched(Audience.PUBLIC)
+async def property_of_sale(
     parents: list[SaleRecord], context: Context
 ) -> list[PropertyRecord | None]:
     """None once the property has been soft-deleted."""
     return await context.loaders.property_by_id.load_many([p.property_id for p in parents])
-
-
-@one_parent_of(properties_of_sales)
-async def property_of_sale(root: SaleRecord, info: Info) -> PropertyRecord | None:
-    return (await properties_of_sales([root], info.context))[0]

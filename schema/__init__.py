@@ -121,10 +121,15 @@ class Mutation:
 
 
 def build_schema(
-    *, count_statements: bool, production: bool = False, max_batch: int = 1
+    *,
+    count_statements: bool,
+    production: bool = False,
+    max_batch: int = 1,
+    query: type[Query] = Query,
 ) -> strawberry.Schema:
     """`production`: no introspection, no field suggestions. `max_batch`: the most operations
-    one request may carry (the gate enforces each role's own limit below it)."""
+    one request may carry (the gate enforces each role's own limit below it). `query`: a
+    subclass of Query with fields of its own (tests of what the executors do with them)."""
     # Clients send the same few documents over and over: parse and validate each once
     # (the caches live at module level; these factories only look them up).
     extensions: list[Callable[[], SchemaExtension]] = [
@@ -136,7 +141,7 @@ def build_schema(
     if count_statements:
         extensions.append(SqlStatementCount)
     return PropintelSchema(
-        query=Query,
+        query=query,
         mutation=Mutation,
         types=[Property, Sale, Locality],
         extensions=extensions,

@@ -7,10 +7,15 @@ key, how to get the value (an attribute, a synchronous resolver of the parent, o
 resolver for all parents at once) and how to complete it (serializer, list, object with its own
 selections). `app/graphql/run.py` walks it level by level.
 
-`compile_operation` returns None for anything outside what a plan covers; the standard executor
-then runs the document, so unsupported means slower, never different:
-mutations and subscriptions, directives (@skip/@include depend on variables; custom ones on
-their implementation), introspection fields, and resolvers that have no batch form.
+The planner fails closed. `compile_operation` returns `NoPlan(reason)` for anything it cannot
+prove it answers exactly as Strawberry's executor would, and that executor then runs the
+document (slower, never different): syntax and validation errors, mutations and subscriptions,
+directives (@skip/@include depend on variables; custom ones on their implementation),
+introspection, fields with permission classes or field extensions (checks a plan would skip),
+and resolvers that are not declared batched (resolvers/fields.py) unless they are plain
+synchronous functions of the parent. A plan is `cacheable` (its response may be stored for
+every caller) only if every batched field in it is declared public and cacheable; plain
+fields are as public as the object they are read from.
 """
 
 from __future__ import annotations
@@ -56,16 +61,18 @@ from graphql import (
     is_non_null_type,
     is_object_type,
     parse,
+    specified_rules,
     validate,
     visit,
 )
 from graphql.execution.values import get_argument_values
 from graphql.language import BREAK
 from graphql.utilities import get_operation_ast
+from graphql.validation import ASTValidationRule
 from strawberry.types.arguments import StrawberryArgument, convert_arguments
 from strawberry.types.field import StrawberryField
 
-from resolvers.batching import BatchResolver, batch_of
+from resolvers.fields import BatchResolver, declaration_of
 
 Serializer = Callable[[Any], Any]
 Getter = Callable[[Any], Any]
@@ -124,6 +131,15 @@ class FieldPlan:
 class OperationPlan:
     operation: OperationDefinitionNode
     root: ObjectOf
+    cacheable: bool
+    """Every batched field is public and cacheable: the response may serve any caller."""
+
+
+@dataclass(frozen=True, slots=True)
+class NoPlan:
+    """Why the standard executor runs this document (counted per reason)."""
+
+    reason: str
 
 
 class Unsupported(Exception):
@@ -139,22 +155,28 @@ class _HasDirective(Visitor):
 
 
 def compile_operation(
-    schema: strawberry.Schema, query: str, operation_name: str | None
-) -> OperationPlan | None:
-    """The plan of a valid query operation, or None when the standard executor must run it
-    (including every document with a syntax or validation error: it reports those)."""
+    schema: strawberry.Schema,
+    query: str,
+    operation_name: str | None,
+    validation_rules: Sequence[type[ASTValidationRule]] = (),
+) -> OperationPlan | NoPlan:
+    """The plan of a valid query operation, or why the standard executor must run it
+    (including every document with a syntax or validation error: it reports those).
+    `validation_rules`: the rules schema extensions add to graphql-core's."""
     graphql_schema = schema._schema
     try:
         document = parse(query)
     except GraphQLError:
-        return None
-    if validate(graphql_schema, document):
-        return None
+        return NoPlan("syntax error")
+    if validate(graphql_schema, document, [*specified_rules, *validation_rules]):
+        return NoPlan("validation error")
     operation = get_operation_ast(document, operation_name)
-    if operation is None or operation.operation is not OperationType.QUERY:
-        return None
+    if operation is None:
+        return NoPlan("no such operation")
+    if operation.operation is not OperationType.QUERY:
+        return NoPlan(operation.operation.value)
     if _uses_directives(document):
-        return None
+        return NoPlan("directives")
     fragments = {
         definition.name.value: definition
         for definition in document.definitions
@@ -162,14 +184,15 @@ def compile_operation(
     }
     query_type = graphql_schema.query_type
     assert query_type is not None
+    compiler = _Compiler(schema, graphql_schema, fragments)
     try:
-        compiler = _Compiler(schema, graphql_schema, fragments)
         fields = compiler.object_fields(query_type, [operation.selection_set])
-    except Unsupported:
-        return None
+    except Unsupported as unsupported:
+        return NoPlan(str(unsupported))
     return OperationPlan(
         operation=operation,
         root=ObjectOf(fields={query_type.name: fields}, types=(query_type,), nullable=False),
+        cacheable=compiler.cacheable,
     )
 
 
@@ -189,6 +212,8 @@ class _Compiler:
         self.schema = schema
         self.graphql_schema = graphql_schema
         self.fragments = fragments
+        self.cacheable = True
+        """False once a field that depends on the caller (or is volatile) is planned."""
 
     def object_fields(
         self, type_: GraphQLObjectType, selection_sets: Sequence[SelectionSetNode]
@@ -236,9 +261,13 @@ class _Compiler:
                 completion=Leaf(serialize=_identity, nullable=False),
             )
         if name.startswith("__"):
-            raise Unsupported(f"introspection field {name}")
+            raise Unsupported("introspection")
         definition = parent.fields[name]
         field: StrawberryField = definition.extensions["strawberry-definition"]
+        if field.permission_classes or field.extensions:
+            # Permission checks and field extensions run inside Strawberry's resolver
+            # wrapper, which a plan does not call.
+            raise Unsupported(f"{parent.name}.{name} has permission classes or extensions")
         completion = self._completion(definition.type, nodes)
         resolver = field.base_resolver
         if resolver is None:
@@ -252,17 +281,18 @@ class _Compiler:
         function = resolver.wrapped_func
         if isinstance(function, staticmethod | classmethod):
             raise Unsupported(f"{parent.name}.{name} resolves with a method")
-        batch = batch_of(function)
-        if batch is not None:
+        declared = declaration_of(function)
+        if declared is not None:
+            self.cacheable = self.cacheable and declared.cacheable
             return FieldPlan(
                 key=key,
                 get=None,
-                batch=batch,
+                batch=declared.batch,
                 arguments=self._arguments(definition, nodes[0], field),
                 completion=completion,
             )
         if resolver.is_async or field.arguments or resolver.info_parameter is not None:
-            raise Unsupported(f"{parent.name}.{name} has no batch form")
+            raise Unsupported(f"{parent.name}.{name} is not declared batched")
         return FieldPlan(
             key=key,
             get=_root_function(function),

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from app.http.body import read_body, replay
-from app.http.view import PropintelGraphQL
+from app.http.view import PLAN_TRIED, PropintelGraphQL
 from app.resilience.deadline import deadline_in
 
 _JSON = b"application/json"
@@ -41,6 +41,9 @@ class GraphQLEndpoint:
             return
         query, operation_name, variables = payload
         plan = self.view.plan_for("POST", query, operation_name)
+        # Whatever happens next, the view must not plan this operation again: no plan stays
+        # no plan (and was counted once), and a plan that fell back has run once already.
+        scope.setdefault("state", {})[PLAN_TRIED] = True
         if plan is None:
             await self.view(scope, replayed, send)
             return

@@ -23,8 +23,8 @@ from app.cache import Cache, PassThrough, RequestScope
 from app.cache.service import CacheService
 from app.context import Context
 from app.errors import ErrorCode
-from app.estimates.registry import ModelRegistry
-from app.estimates.training import Trainer
+from app.estimates.service import ModelRegistry
+from app.estimates.tasks import Trainer
 from app.graphql.executor import CompiledExecutor
 from app.graphql.plan import OperationPlan
 from app.resilience.deadline import deadline_in
@@ -33,6 +33,9 @@ from db.engine import Database
 from loaders import create_loaders
 
 logger = logging.getLogger("propintel.graphql")
+PLAN_TRIED = "plan_tried"
+"""Request state flag: the JSON front door already planned (and ran) this request's
+operation, so the view runs Strawberry's executor without planning it again."""
 PASS_THROUGH = PassThrough()
 
 
@@ -144,9 +147,11 @@ class PropintelGraphQL(GraphQL[Context, None]):
         root_value: None,
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
-        plan = self.plan_for(
-            request_adapter.method, request_data.query, request_data.operation_name
-        )
+        plan = None
+        if not request.scope.get("state", {}).get(PLAN_TRIED):
+            plan = self.plan_for(
+                request_adapter.method, request_data.query, request_data.operation_name
+            )
         if plan is not None:
             assert request_data.query is not None
             result = await self.answer_with_plan(
@@ -190,10 +195,12 @@ class PropintelGraphQL(GraphQL[Context, None]):
         standard executor must run it (an error to report)."""
         assert self.compiled is not None
         caching = self.caching
-        if caching is None or context.scope is None:
+        if caching is None or context.scope is None or not plan.cacheable:
+            # Not cacheable: a field depends on the caller (or goes out of date unseen), so
+            # the response is never stored, whatever the role.
             return await self.compiled.execute(plan, context, variables)
-        # Planned operations read public data only; the role partitions them because limits
-        # and (in future) visible fields may differ per role.
+        # Cacheable plans read public fields only; the role still partitions them, which
+        # costs a few entries and keeps the rule simple should limits or fields differ by role.
         role = context.principal.role_name
         key = caching.operation_key(query, operation_name, variables, role)
         cached = await caching.cached_operation(key)
