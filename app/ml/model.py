@@ -207,12 +207,6 @@ class PriceModel:
             self._district_names_cache = names
         return names
 
-    def predict_log(self, subjects: Sequence[Subject], as_of: date | Sequence[date]) -> F64:
-        """log(price) point predictions (the batch's one estimator call)."""
-        days = self._days(subjects, as_of)
-        X, ref = feature_matrix(self.levels, self._rows(subjects, days))
-        return ref + predict_raw(self.estimator, X)
-
     def _days(self, subjects: Sequence[Subject], as_of: date | Sequence[date]) -> I64:
         if isinstance(as_of, date):
             return np.full(len(subjects), as_of.toordinal(), dtype=np.int64)

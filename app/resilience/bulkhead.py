@@ -30,11 +30,7 @@ class BulkheadConfig:
 class Preset(Enum):
     """Sizes by the kind of work behind the bulkhead."""
 
-    FAST = BulkheadConfig(max_concurrent=200, max_waiting=200, max_wait_s=0.05)
     NORMAL = BulkheadConfig(max_concurrent=50, max_waiting=100, max_wait_s=0.5)
-    SLOW = BulkheadConfig(max_concurrent=10, max_waiting=20, max_wait_s=2.0)
-    EXTERNAL_API = BulkheadConfig(max_concurrent=20, max_waiting=20, max_wait_s=1.0)
-    DATABASE = BulkheadConfig(max_concurrent=32, max_waiting=256, max_wait_s=1.0)
     ML_OPERATIONS = BulkheadConfig(max_concurrent=2, max_waiting=16, max_wait_s=2.0)
 
 
