@@ -19,6 +19,7 @@ from app.cache.service import CacheService
 from app.estimates.registry import ModelRegistry
 from app.estimates.training import Trainer
 from app.graphql.query_limits import QueryAnalyzer
+from app.graphql.warming import Warmer
 from app.http.gate import Gate
 from app.http.headers import SecurityHeaders
 from app.http.health import healthz, readyz
@@ -52,7 +53,11 @@ def create_app(
         guard=postgresql.call if settings.database_url.startswith("postgresql") else None,
         ssl=ssl,
     )
-    caching = CacheService(settings, db, redis_guard=redis.call) if settings.cache_enabled else None
+    caching = (
+        CacheService(settings, db, redis_guard=redis.call, warming=Warmer)
+        if settings.cache_enabled
+        else None
+    )
     production = settings.profile is Profile.PROD
     tokens = AccessTokens(
         settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import strawberry
 
-from app.cache.service import TierReport, WarmReport
+from app.cache.report import TierReport, WarmReport
 from app.context import Info
 from app.errors import ForbiddenError, UserInputError
 from schema.ids import expect_global_id

@@ -22,8 +22,9 @@ from starlette.applications import Starlette
 from app.asgi import create_app
 from app.auth.principal import Role
 from app.cache import Resource
+from app.cache.entry import Entry
 from app.cache.memory import BoundedMemoryCache
-from app.cache.tiered import Entry, TieredCache
+from app.cache.tiered import TieredCache
 from app.settings import Settings
 from app.settings.cache import Ttls
 from tests.conftest import (

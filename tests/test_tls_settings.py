@@ -10,7 +10,7 @@ from pathlib import Path
 import certifi
 import pytest
 
-from app.cache.tiered import _redis_cache
+from app.cache.redis_client import redis_cache as _redis_cache
 from db.tls import asyncpg_ssl
 
 

@@ -1,69 +1,40 @@
-"""What the rest of the app asks of the cache: whole operations, invalidation after writes,
-warming, and statistics."""
+"""What the rest of the app asks of the cache, in one object per process: start and stop it,
+the whole-operation cache (operations.py), invalidation after writes (invalidation.py),
+warming (supplied by the composition root: see `Warming`), and statistics (report.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
-import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
 
-import orjson
-from redis.exceptions import RedisError
-
-from app.cache.resources import Resource
-from app.cache.tiered import (
-    MISSING,
-    InvalidationCounts,
-    LoadTicket,
-    RequestScope,
-    TieredCache,
-)
+from app.cache.invalidation import InvalidationCounts, LoadTicket
+from app.cache.operations import OperationCache, operation_key
+from app.cache.report import TierReport, WarmReport, tier_reports
+from app.cache.tiered import RequestScope, TieredCache
 from app.settings import Settings
 from db.engine import Database, Guard
-from db.repositories.localities import busiest_localities
-from db.repositories.properties import PROPERTY_ORDERS
-from db.repositories.stats import StatsWindow
-from loaders import create_loaders
-from loaders.localities import LocalityPropertiesKey
-from loaders.sales import SalesPageKey
-from loaders.stats import LocalityStatsKey
-
-logger = logging.getLogger("propintel.cache")
-
-# What warming loads for each locality: what the apps open first.
-WARM_PAGE_SIZE = 20
-WARM_SALES_PER_PROPERTY = 5
 
 
-@dataclass(frozen=True, slots=True)
-class WarmReport:
-    localities: int
-    entries: int
+class Warming(Protocol):
+    """Loads localities into the cache as requests for them would.
+
+    It reads through the per-request loaders, which sit above the cache, so the cache cannot
+    import it: the composition root passes its constructor (app/graphql/warming.py)."""
+
+    def start(self, count: int) -> None:
+        """Warms the `count` busiest localities in the background."""
+        ...
+
+    async def close(self) -> None:
+        """Cancels the background warming, if it is still running."""
+        ...
+
+    async def warm(self, locality_ids: Iterable[int]) -> WarmReport: ...
+
+    async def busiest_localities(self, limit: int) -> list[int]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class ResourceReport:
-    resource: Resource
-    hits: int
-    misses: int
-    hit_rate: float | None
-    entries: int
-
-
-@dataclass(frozen=True, slots=True)
-class TierReport:
-    tier: str
-    available: bool
-    entries: int
-    evictions: int
-    hits: int
-    misses: int
-    hit_rate: float | None
-    resources: list[ResourceReport]
+WarmingFactory = Callable[[Database, TieredCache], Warming]
 
 
 def property_tags(property_id: int, locality_id: int) -> list[str]:
@@ -74,7 +45,12 @@ def property_tags(property_id: int, locality_id: int) -> list[str]:
 
 class CacheService:
     def __init__(
-        self, settings: Settings, db: Database, *, redis_guard: Guard | None = None
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        redis_guard: Guard | None = None,
+        warming: WarmingFactory | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -86,53 +62,41 @@ class CacheService:
             namespace=settings.cache_namespace,
             stale_if_error_s=settings.cache_stale_if_error_s,
         )
-        self._warming: asyncio.Task[None] | None = None
+        self.operations = OperationCache(self.tiered)
+        self.warming = warming(db, self.tiered) if warming is not None else None
 
     async def start(self) -> None:
         self.tiered.start()
-        if self.settings.cache_warm_localities:
-            self._warming = asyncio.create_task(self._warm_busiest(), name="cache-warming")
+        if self.warming is not None and self.settings.cache_warm_localities:
+            self.warming.start(self.settings.cache_warm_localities)
 
     async def close(self) -> None:
-        if self._warming is not None:
-            self._warming.cancel()
-            await asyncio.gather(self._warming, return_exceptions=True)
+        if self.warming is not None:
+            await self.warming.close()
         await self.tiered.close()
 
-    # -- whole operations ------------------------------------------------------------------
+    # -- whole operations (operations.py) --------------------------------------------------
 
     @staticmethod
     def operation_key(
         query: str, operation_name: str | None, variables: dict[str, Any] | None, role: str
     ) -> str:
-        try:
-            material = orjson.dumps(
-                [query, operation_name, variables or {}, role], option=orjson.OPT_SORT_KEYS
-            )
-        except TypeError:
-            # orjson refuses integers past 64 bits; the standard library does not (such a
-            # variable is refused by coercion anyway, but the key comes first).
-            material = json.dumps(
-                [query, operation_name, variables or {}, role], sort_keys=True, default=repr
-            ).encode()
-        return hashlib.blake2b(material, digest_size=20).hexdigest()
+        return operation_key(query, operation_name, variables, role)
 
     async def cached_operation(self, key: str) -> dict[str, Any] | None:
-        value = await self.tiered.get(Resource.OPERATION, key)
-        return None if value is MISSING else value
+        return await self.operations.get(key)
 
     async def stale_operation(self, key: str) -> tuple[dict[str, Any], float] | None:
         """A cached response past its TTL (stale-if-error), with its age past the TTL."""
-        value, age = await self.tiered.get_stale(Resource.OPERATION, key)
-        return None if value is MISSING else (value, age)
+        return await self.operations.get_stale(key)
 
     def ticket(self) -> LoadTicket:
-        return self.tiered.ticket()
+        return self.operations.ticket()
 
     async def store_operation(
         self, key: str, data: dict[str, Any], scope: RequestScope, ticket: LoadTicket
     ) -> None:
-        await self.tiered.put(Resource.OPERATION, key, data, scope.tags, ticket)
+        await self.operations.store(key, data, scope, ticket)
 
     # -- invalidation ----------------------------------------------------------------------
 
@@ -144,126 +108,22 @@ class CacheService:
     async def invalidate_property(self, property_id: int, locality_id: int) -> None:
         await self.tiered.invalidate(property_tags(property_id, locality_id))
 
-    # -- warming ---------------------------------------------------------------------------
+    # -- warming (the Warming given to the constructor) -------------------------------------
 
     async def warm(self, locality_ids: Iterable[int]) -> WarmReport:
         """Loads localities, their first page of properties (with recent sales) and their
         statistics through the cache, as a request for them would."""
-        ids = list(dict.fromkeys(locality_ids))
-        loaders = create_loaders(self.db, self.tiered)
-        localities = [
-            found for found in await loaders.locality_by_id.load_many(ids) if found is not None
-        ]
-        order = PROPERTY_ORDERS["ID_ASC"]
-        pages = await loaders.properties_by_locality.load_many(
-            [
-                LocalityPropertiesKey(loc.id, order.name, WARM_PAGE_SIZE, None, None)
-                for loc in localities
-            ]
-        )
-        await loaders.locality_stats.load_many(
-            [LocalityStatsKey(loc.id, StatsWindow()) for loc in localities]
-        )
-        property_ids = [edge.node.id for page in pages for edge in page.edges]
-        loaders.property_by_id.prime_many({e.node.id: e.node for p in pages for e in p.edges})
-        await loaders.sales_by_property.load_many(
-            [SalesPageKey(pid, WARM_SALES_PER_PROPERTY, None, None) for pid in property_ids]
-        )
-        entries = len(localities) * 3 + len(property_ids)
-        return WarmReport(localities=len(localities), entries=entries)
+        return await self._warming().warm(locality_ids)
 
     async def busiest_localities(self, limit: int) -> list[int]:
-        return await busiest_localities(self.db, limit)
+        return await self._warming().busiest_localities(limit)
 
-    async def _warm_busiest(self) -> None:
-        try:
-            ids = await busiest_localities(self.db, self.settings.cache_warm_localities)
-            report = await self.warm(ids)
-            logger.info(
-                "cache warmed: %s localities, %s entries", report.localities, report.entries
-            )
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # warming is an optimisation: never take the server down
-            logger.warning("cache warming failed: %r", error)
+    def _warming(self) -> Warming:
+        if self.warming is None:
+            raise RuntimeError("this CacheService was built without warming (warming=...)")
+        return self.warming
 
-    # -- statistics ------------------------------------------------------------------------
+    # -- statistics (report.py) ------------------------------------------------------------
 
     async def report(self) -> list[TierReport]:
-        statistics = self.tiered.statistics.counters
-        l1_entries = self.tiered.l1.entry_counts(self.tiered.value_prefix)
-        tiers = [
-            _tier_report(
-                "l1",
-                available=True,
-                entries=l1_entries,
-                evictions=self.tiered.l1.evictions,
-                statistics=statistics,
-            )
-        ]
-        if self.tiered.redis is not None:
-            try:
-                l2_entries = await self._l2_entry_counts()
-                info = await self.tiered.redis.info("stats")
-                tiers.append(
-                    _tier_report(
-                        "l2",
-                        available=True,
-                        entries=l2_entries,
-                        evictions=int(info.get("evicted_keys", 0)),
-                        statistics=statistics,
-                    )
-                )
-            except (RedisError, OSError):
-                tiers.append(
-                    _tier_report(
-                        "l2", available=False, entries={}, evictions=0, statistics=statistics
-                    )
-                )
-        return tiers
-
-    async def _l2_entry_counts(self) -> dict[str, int]:
-        assert self.tiered.redis is not None
-        counts: dict[str, int] = {}
-        prefix = self.tiered.value_prefix
-        async for key in self.tiered.redis.scan_iter(match=prefix + "*", count=1000):
-            text = key.decode() if isinstance(key, bytes) else key
-            resource = text[len(prefix) :].split(":", 1)[0]
-            counts[resource] = counts.get(resource, 0) + 1
-        return counts
-
-
-def _tier_report(
-    tier: str,
-    *,
-    available: bool,
-    entries: dict[str, int],
-    evictions: int,
-    statistics: Any,
-) -> TierReport:
-    resources = []
-    for resource in Resource:
-        counters = statistics.get((tier, resource))
-        hits = counters.hits if counters else 0
-        misses = counters.misses if counters else 0
-        resources.append(
-            ResourceReport(
-                resource=resource,
-                hits=hits,
-                misses=misses,
-                hit_rate=hits / (hits + misses) if hits + misses else None,
-                entries=entries.get(resource.value, 0),
-            )
-        )
-    hits = sum(r.hits for r in resources)
-    misses = sum(r.misses for r in resources)
-    return TierReport(
-        tier=tier,
-        available=available,
-        entries=sum(entries.values()),
-        evictions=evictions,
-        hits=hits,
-        misses=misses,
-        hit_rate=hits / (hits + misses) if hits + misses else None,
-        resources=resources,
-    )
+        return await tier_reports(self.tiered)
