@@ -16,8 +16,8 @@ from app.accounts.service import Accounts
 from app.auth.identify import Authenticator
 from app.auth.tokens import AccessTokens
 from app.cache.service import CacheService
-from app.estimates.registry import ModelRegistry
-from app.estimates.training import Trainer
+from app.estimates.service import ModelRegistry
+from app.estimates.tasks import Trainer
 from app.graphql.query_limits import QueryAnalyzer
 from app.graphql.warming import Warmer
 from app.http.gate import Gate
