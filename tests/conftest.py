@@ -1,81 +1,46 @@
-"""Fixtures: real PostgreSQL and SQLite databases holding a slice of the real data, and HTTP
-clients that drive the ASGI app over httpx.
+"""Fixtures: real PostgreSQL and SQLite databases holding a slice of the real data, and the app
+running with its lifespan (as `propintel serve` runs it) behind httpx clients.
 
 The slice (a few localities, every year) is loaded once per session into each backend.
+Helpers the tests import live in tests/support/; this file holds fixtures only.
+
+The apps:
+
+- `client` (and `pg_client`): one app per backend for the session, cache and rate limits off
+  (`settings_for`: most tests check what the database path does).
+- `pg_redis_app`, `sqlite_app`: factories of apps of a test's own, the cache on (PostgreSQL
+  with Redis under a namespace of each app's own; SQLite with L1 only, the embedded default),
+  taking a schema of the test's and settings overrides.
+- `small_pg_url`: a PostgreSQL database of one locality's recent sales (quick to load).
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
+import strawberry
 
-from app.asgi import create_app
-from app.cli import load_sales, sale_files
-from app.settings import Profile, Settings
-from db.migrate import upgrade
-from tests.credentials import BOOTSTRAP_KEY, JWT_SECRET
-from tests.reference import Reference, read_reference
-
-DATA_DIR = Path(__file__).resolve().parents[1] / "../shared/data"
-SLICE = frozenset({"ERSKINEVILLE", "ABERDARE", "TEMPE", "BRANXTON"})
-PG_ADMIN_URL = os.environ.get(
-    "PROPINTEL_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
+from tests.support.apps import AppFactory, RunningApp, running_app, running_app_with_redis
+from tests.support.databases import (
+    SLICE,
+    create_pg_database,
+    drop_pg_database,
+    load_slice,
+    load_small,
+    pg_database_name,
 )
-PG_TEST_DB = f"propintel_test_{os.getpid()}"
-
-
-def pg_url(database: str) -> str:
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    return f"{base}/{database}"
-
-
-async def _pg_admin(statement: str) -> None:
-    connection = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
-def create_pg_database(name: str) -> str:
-    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-    return pg_url(name)
-
-
-def drop_pg_database(name: str) -> None:
-    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-def settings_for(url: str, **overrides: Any) -> Settings:
-    """Test settings. The cache and rate limits are off unless a test turns them on: most
-    tests check what the database path does (results, statement counts) and walk whole
-    lists; tests/test_cache*.py and tests/test_rate_limits.py check those."""
-    values: dict[str, Any] = {
-        "DATABASE_URL": url,
-        "PROPINTEL_PROFILE": Profile.TEST,
-        "PROPINTEL_DATA_DIR": DATA_DIR,
-        "PROPINTEL_CACHE_ENABLED": False,
-        "PROPINTEL_RATE_LIMIT_ENABLED": False,
-        "PROPINTEL_TRAIN_ON_START": False,
-        "JWT_SECRET": JWT_SECRET,
-        "ADMIN_API_KEY": BOOTSTRAP_KEY,
-        **overrides,
-    }
-    return Settings(**values)
-
-
-def load_slice(url: str) -> None:
-    upgrade(Settings(DATABASE_URL=url).database_url)
-    files = sale_files([DATA_DIR])
-    asyncio.run(load_sales(settings_for(url), files, localities=SLICE, show_progress=False))
+from tests.support.reference import Reference, read_reference
+from tests.support.settings import (
+    DATA_DIR,
+    l1_cache_settings,
+    redis_cache_settings,
+    settings_for,
+)
 
 
 @pytest.fixture(scope="session")
@@ -92,10 +57,11 @@ def reference(data_dir: Path) -> Reference:
 
 @pytest.fixture(scope="session")
 def postgres_url(data_dir: Path) -> Iterator[str]:
-    url = create_pg_database(PG_TEST_DB)
+    name = pg_database_name("test")
+    url = create_pg_database(name)
     load_slice(url)
     yield url
-    drop_pg_database(PG_TEST_DB)
+    drop_pg_database(name)
 
 
 @pytest.fixture(scope="session")
@@ -105,57 +71,66 @@ def sqlite_url(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def small_pg_url(data_dir: Path) -> Iterator[str]:
+    """A PostgreSQL database of TEMPE's 2023 and 2024 sales (`load_small`), for the session.
+    Tests read it; a test that writes makes a database of its own (tests/test_cache.py)."""
+    name = pg_database_name("small")
+    url = create_pg_database(name)
+    load_small(url)
+    yield url
+    drop_pg_database(name)
+
+
 @pytest.fixture(scope="session", params=["postgresql", "sqlite"])
 def backend_url(request: pytest.FixtureRequest) -> str:
     """Runs a test once per backend: the core queries must agree on both."""
     return str(
-        request.getfixturevalue(
-            f"{request.param}_url" if request.param == "sqlite" else "postgres_url"
-        )
+        request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
     )
-
-
-async def _client(url: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings_for(url))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://propintel.test") as client:
-        yield client
-    await app.state.db.dispose()
 
 
 @pytest.fixture(scope="session")
 async def client(backend_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async for c in _client(backend_url):
-        yield c
+    async with running_app(settings_for(backend_url)) as running:
+        yield running.client
 
 
 @pytest.fixture(scope="session")
 async def pg_client(postgres_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async for c in _client(postgres_url):
-        yield c
+    async with running_app(settings_for(postgres_url)) as running:
+        yield running.client
 
 
-class GraphQLResponse:
-    def __init__(self, response: httpx.Response) -> None:
-        assert response.status_code == 200, response.text
-        self.body: dict[str, Any] = response.json()
-        self.data: Any = self.body.get("data")
-        self.errors: list[dict[str, Any]] = self.body.get("errors") or []
-        self.statements: int | None = (self.body.get("extensions") or {}).get("sqlStatements")
+@pytest.fixture(scope="session")
+def pg_redis_app(postgres_url: str) -> AppFactory:
+    """Starts apps on the PostgreSQL slice with the two-tier cache on (the test Redis, a
+    namespace of each app's own, its keys deleted afterwards; no warming unless
+    `PROPINTEL_CACHE_WARM` asks for it):
 
-    def ok(self) -> Any:
-        assert not self.errors, self.errors
-        return self.data
+        async with pg_redis_app(schema=my_schema, PROPINTEL_CACHE_TTL_LIST_S=1) as running:
+            await gql(running.client, ...)
 
-    def error_codes(self) -> list[str]:
-        return [e.get("extensions", {}).get("code") for e in self.errors]
+    Two apps given one `PROPINTEL_CACHE_NAMESPACE` share Redis as two processes would."""
+
+    def start(
+        *, schema: strawberry.Schema | None = None, **overrides: Any
+    ) -> contextlib.AbstractAsyncContextManager[RunningApp]:
+        settings = redis_cache_settings(postgres_url, **overrides)
+        forget = "PROPINTEL_CACHE_NAMESPACE" not in overrides  # a namespace of its own
+        return running_app_with_redis(settings, schema=schema, forget=forget)
+
+    return start
 
 
-async def gql(client: httpx.AsyncClient, query: str, **variables: Any) -> GraphQLResponse:
-    """POSTs `query` with `variables`; a `headers` variable (a dict) is sent as HTTP headers."""
-    headers = variables.pop("headers", None) or {}
-    return GraphQLResponse(
-        await client.post(
-            "/graphql", json={"query": query, "variables": variables}, headers=headers
-        )
-    )
+@pytest.fixture(scope="session")
+def sqlite_app(sqlite_url: str) -> AppFactory:
+    """Starts apps on the SQLite slice as the embedded default runs: the cache on, L1 only
+    (no Redis), no warming unless `PROPINTEL_CACHE_WARM` asks for it."""
+
+    def start(
+        *, schema: strawberry.Schema | None = None, **overrides: Any
+    ) -> contextlib.AbstractAsyncContextManager[RunningApp]:
+        return running_app(l1_cache_settings(sqlite_url, **overrides), schema=schema)
+
+    return start

@@ -11,8 +11,8 @@ import httpx
 import jwt
 import pytest
 
-from tests.conftest import gql
-from tests.credentials import BOOTSTRAP_KEY, JWT_SECRET
+from tests.support.credentials import BOOTSTRAP_KEY, JWT_SECRET
+from tests.support.graphql import gql
 
 PASSWORD = "correct horse battery staple"
 

@@ -11,7 +11,7 @@ import pytest
 
 from bench import run as bench
 from schema.ids import to_global_id
-from tests.conftest import gql
+from tests.support.graphql import gql
 
 
 async def first_property_id(client: httpx.AsyncClient) -> str:
@@ -24,7 +24,9 @@ async def first_property_id(client: httpx.AsyncClient) -> str:
     return str(data["properties"]["edges"][0]["node"]["id"])
 
 
-async def test_q1_property_with_sales_costs_two_statements(client: httpx.AsyncClient) -> None:
+async def test_q1_property_with_sales_costs_two_statements(
+    client: httpx.AsyncClient,
+) -> None:
     query = f"""query($id: ID!) {{ property(id: $id) {{ {bench.PROPERTY_FIELDS}
         sales(first: 10) {{ edges {{ node {{ {bench.SALE_FIELDS} }} }} }} }} }}"""
     response = await gql(client, query, id=await first_property_id(client))
@@ -46,10 +48,13 @@ async def test_q2_and_q4_locality_pages_cost_two_statements(
         after = page["pageInfo"]["endCursor"]
 
 
-async def test_q3_localities_with_stats_cost_two_statements(client: httpx.AsyncClient) -> None:
+async def test_q3_localities_with_stats_cost_two_statements(
+    client: httpx.AsyncClient,
+) -> None:
     stats = "salesCount medianPrice p25Price p75Price medianPricePerM2"
     response = await gql(
-        client, f"{{ localities(first: 20) {{ edges {{ node {{ name stats {{ {stats} }} }} }} }} }}"
+        client,
+        f"{{ localities(first: 20) {{ edges {{ node {{ name stats {{ {stats} }} }} }} }} }}",
     )
     assert response.ok()["localities"]["edges"]
     assert response.statements == 2

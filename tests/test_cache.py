@@ -27,14 +27,10 @@ from app.cache.memory import BoundedMemoryCache
 from app.cache.tiered import TieredCache
 from app.settings import Settings
 from app.settings.cache import Ttls
-from tests.conftest import (
-    DATA_DIR,
-    create_pg_database,
-    drop_pg_database,
-    settings_for,
-)
-from tests.credentials import ADMIN, JWT_SECRET, bearer
-from tests.live import live_server
+from tests.support.credentials import ADMIN, JWT_SECRET, bearer
+from tests.support.databases import create_pg_database, drop_pg_database
+from tests.support.live import live_server
+from tests.support.settings import DATA_DIR, settings_for
 
 REDIS_URL = os.environ.get("PROPINTEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 LOCALITY = "TEMPE"

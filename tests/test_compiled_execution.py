@@ -13,14 +13,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import orjson
 import pytest
-from starlette.applications import Starlette
 
-from app.asgi import create_app
 from app.graphql.executor import ExecutionCounts
-from tests.conftest import settings_for
+from tests.support.apps import RunningApp, running_app
+from tests.support.settings import settings_for
 
 SALE = """id contractDate settlementDate price dealingNumber saleCode interestPct areaM2
     parcelsInSale isMarketSale nonMarketReasons __typename"""
@@ -157,32 +155,24 @@ def cases(property_id: str, sale_id: str, locality_id: str, cursor: str) -> list
     ]
 
 
-async def _client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://propintel.test") as client:
-        yield client
-
-
 @pytest.fixture(scope="module")
-async def apps(backend_url: str) -> AsyncIterator[tuple[Starlette, Starlette]]:
-    compiled = create_app(settings_for(backend_url))
-    standard = create_app(settings_for(backend_url, PROPINTEL_COMPILED_EXECUTION=False))
-    assert compiled.state.graphql.compiled is not None
-    assert standard.state.graphql.compiled is None
-    yield compiled, standard
-    await compiled.state.db.dispose()
-    await standard.state.db.dispose()
+async def apps(backend_url: str) -> AsyncIterator[tuple[RunningApp, RunningApp]]:
+    async with (
+        running_app(settings_for(backend_url)) as compiled,
+        running_app(settings_for(backend_url, PROPINTEL_COMPILED_EXECUTION=False)) as standard,
+    ):
+        assert compiled.state.graphql.compiled is not None
+        assert standard.state.graphql.compiled is None
+        yield compiled, standard
 
 
-async def post(app: Starlette, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-    async for client in _client(app):
-        response = await client.post("/graphql", json={"query": query, "variables": variables})
-        assert response.status_code == 200, response.text
-        return dict(orjson.loads(response.content))
-    raise AssertionError("unreachable")
+async def post(app: RunningApp, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    response = await app.client.post("/graphql", json={"query": query, "variables": variables})
+    assert response.status_code == 200, response.text
+    return dict(orjson.loads(response.content))
 
 
-async def ids(app: Starlette) -> tuple[str, str, str, str]:
+async def ids(app: RunningApp) -> tuple[str, str, str, str]:
     data = (
         await post(
             app,
@@ -202,7 +192,7 @@ async def ids(app: Starlette) -> tuple[str, str, str, str]:
 
 
 async def test_compiled_and_standard_answers_are_identical(
-    apps: tuple[Starlette, Starlette],
+    apps: tuple[RunningApp, RunningApp],
 ) -> None:
     compiled_app, standard_app = apps
     counts: ExecutionCounts = compiled_app.state.graphql.compiled.counts
@@ -224,7 +214,7 @@ async def test_compiled_and_standard_answers_are_identical(
             assert counts.compiled == before[0], case.name
 
 
-async def test_a_plan_is_compiled_once_per_document(apps: tuple[Starlette, Starlette]) -> None:
+async def test_a_plan_is_compiled_once_per_document(apps: tuple[RunningApp, RunningApp]) -> None:
     compiled_app, _ = apps
     executor = compiled_app.state.graphql.compiled
     query = "query($n: Int!) { localities(first: $n) { nodes { name } } }"

@@ -16,21 +16,14 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
-from starlette.applications import Starlette
 
-from app.asgi import create_app
-from tests.live import free_port
-from tests.proxy import Proxy, app_behind_proxy
-from tests.test_cache import (  # cache_database: the fixture, used by this module too
-    PRICE_LIST,
-    PROPERTY,
-    STATS,
-    cache_database,  # noqa: F401
-    cache_settings,
-    post,
-)
+from tests.support.apps import RunningApp, running_app
+from tests.support.documents import PRICE_LIST, PROPERTY, STATS
+from tests.support.graphql import post
+from tests.support.live import free_port
+from tests.support.proxy import Proxy, app_behind_proxy
+from tests.support.settings import l1_cache_settings, redis_cache_settings, settings_for
 
 RATE = 50  # requests per second
 OUTAGE_S = 10.0
@@ -45,13 +38,13 @@ class Outcome:
 
 
 async def steady_load(
-    app: Starlette, requests: list[tuple[str, dict[str, Any]]], seconds: float
+    app: RunningApp, requests: list[tuple[str, dict[str, Any]]], seconds: float
 ) -> list[Outcome]:
     """`RATE` requests a second for `seconds`, cycling through `requests`, over one client
-    (a client per request would cost the shared event loop more than the requests do)."""
+    of its own (a client per request would cost the shared event loop more than the requests
+    do)."""
     outcomes: list[Outcome] = []
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://propintel.test") as client:
+    async with app.new_client() as client:
         started = time.perf_counter()
 
         async def one(query: str, variables: dict[str, Any]) -> None:
@@ -116,26 +109,22 @@ async def wait_for_port(port: int, within: float = 5) -> None:
 
 
 @pytest.fixture
-async def hot_requests(cache_database: str) -> list[tuple[str, dict[str, Any]]]:  # noqa: F811
-    app = create_app(cache_settings(cache_database, PROPINTEL_CACHE_ENABLED=False))
-    try:
-        nodes = (await post(app, PRICE_LIST)).json()["data"]["properties"]["nodes"]
-    finally:
-        await app.state.db.dispose()
+async def hot_requests(small_pg_url: str) -> list[tuple[str, dict[str, Any]]]:
+    async with running_app(settings_for(small_pg_url)) as app:
+        nodes = (await post(app.client, PRICE_LIST)).json()["data"]["properties"]["nodes"]
     return [(PROPERTY, {"id": node["id"]}) for node in nodes] + [(STATS, {})]
 
 
 async def test_redis_stopped_for_ten_seconds_fails_no_request(
-    cache_database: str,  # noqa: F811
+    small_pg_url: str,
     hot_requests: list[tuple[str, dict[str, Any]]],
 ) -> None:
     port = free_port()
+    settings = redis_cache_settings(small_pg_url, REDIS_URL=f"redis://127.0.0.1:{port}/0")
     with redis_server(port) as first_server:
         await wait_for_port(port)
-        app = create_app(cache_settings(cache_database, REDIS_URL=f"redis://127.0.0.1:{port}/0"))
-        await app.state.caching.start()
-        tiered = app.state.caching.tiered
-        try:
+        async with running_app(settings) as app:
+            tiered = app.state.caching.tiered
             await asyncio.wait_for(tiered.subscribed.wait(), 5)
             load = asyncio.create_task(steady_load(app, hot_requests, OUTAGE_S + 4))
             await asyncio.sleep(1)
@@ -146,11 +135,8 @@ async def test_redis_stopped_for_ten_seconds_fails_no_request(
                 outcomes = await load
                 await asyncio.wait_for(tiered.subscribed.wait(), 5)  # reconnected by itself
                 reads_before = tiered.statistics.counters["l2", _operation()].misses
-                await post(app, STATS, x=1)  # a new document: misses L1, asks Redis again
+                await post(app.client, STATS, x=1)  # a new document: misses L1, asks Redis
                 assert tiered.statistics.counters["l2", _operation()].misses > reads_before
-        finally:
-            await app.state.caching.close()
-            await app.state.db.dispose()
     failed = [o for o in outcomes if o.codes]
     assert len(outcomes) >= (OUTAGE_S + 4) * RATE * 0.9
     assert failed == []
@@ -163,23 +149,23 @@ def _operation() -> Any:
 
 
 @pytest.fixture
-async def database_behind_proxy(
-    cache_database: str,  # noqa: F811
-) -> AsyncIterator[tuple[Starlette, Proxy]]:
-    async with app_behind_proxy(cache_database, cache_settings, REDIS_URL=None) as behind:
+async def database_behind_proxy(small_pg_url: str) -> AsyncIterator[tuple[RunningApp, Proxy]]:
+    async with app_behind_proxy(l1_cache_settings(small_pg_url)) as behind:
         yield behind
 
 
 async def test_database_cut_for_ten_seconds_under_load(
-    database_behind_proxy: tuple[Starlette, Proxy],
+    database_behind_proxy: tuple[RunningApp, Proxy],
     hot_requests: list[tuple[str, dict[str, Any]]],
 ) -> None:
     """Cached queries: no failure. Uncached queries (each a new document): each fails in
     under 250 ms with SERVICE_UNAVAILABLE. Full service within 5 s of the database's return."""
     app, proxy = database_behind_proxy
     for query, variables in hot_requests:  # cached before the cut
-        assert "errors" not in (await post(app, query, **variables)).json()
-    gc.freeze()  # as the app's lifespan does after startup (see app/asgi.py)
+        assert "errors" not in (await post(app.client, query, **variables)).json()
+    # As the app's lifespan does after startup (app/asgi.py); hot_requests' app, stopped
+    # since, let the collector see the heap again.
+    gc.freeze()
     # Pages of sales of sizes never asked before: nothing cached can answer them.
     uncached = [
         (
@@ -206,26 +192,22 @@ async def test_database_cut_for_ten_seconds_under_load(
         [(round(o.at, 2), round(o.seconds * 1000)) for o in slowest],
     )
     assert max(o.seconds for o in misses) < 0.25
-    while "errors" in (await post(app, uncached[0][0], **uncached[0][1])).json():
+    while "errors" in (await post(app.client, uncached[0][0], **uncached[0][1])).json():
         assert time.perf_counter() - restored < 5, "not back within 5 s"
         await asyncio.sleep(0.05)
 
 
-async def test_a_slow_database_trips_the_slow_call_threshold(cache_database: str) -> None:  # noqa: F811
+async def test_a_slow_database_trips_the_slow_call_threshold(small_pg_url: str) -> None:
     overrides = {"breaker": {"slow_call_duration_s": 0.05, "minimum_calls": 4, "window_size": 4}}
-    async with app_behind_proxy(
-        cache_database,
-        cache_settings,
-        PROPINTEL_CACHE_ENABLED=False,
-        PROPINTEL_RESILIENCE_POSTGRESQL=overrides,
-    ) as (app, proxy):
-        assert "errors" not in (await post(app, STATS)).json()
+    settings = settings_for(small_pg_url, PROPINTEL_RESILIENCE_POSTGRESQL=overrides)
+    async with app_behind_proxy(settings) as (app, proxy):
+        assert "errors" not in (await post(app.client, STATS)).json()
         proxy.delay_s = 0.08
         breaker = app.state.dependencies["postgresql"].breaker
         for _ in range(4):
-            await post(app, STATS)
+            await post(app.client, STATS)
         assert breaker.state.value == "OPEN"
         started = time.perf_counter()
-        body = (await post(app, STATS)).json()
+        body = (await post(app.client, STATS)).json()
         assert [e["extensions"]["code"] for e in body["errors"]] == ["SERVICE_UNAVAILABLE"]
         assert time.perf_counter() - started < 0.05  # refused at once, not slowly

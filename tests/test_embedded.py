@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from db.ingest.readers import CSV_COLUMNS
-from tests.live import live_server
+from tests.support.live import live_server
 
 
 def slice_file(source: Path, target: Path, locality: str) -> int:

@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from tests.conftest import gql
+from tests.support.graphql import gql
 
 PROPERTIES = """query($first: Int!, $after: String, $filter: PropertyFilter, $order: PropertyOrder! = ID_ASC) {
   properties(first: $first, after: $after, filter: $filter, orderBy: $order) {

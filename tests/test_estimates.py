@@ -12,13 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
-from starlette.applications import Starlette
 
-from app.asgi import create_app
 from app.auth.principal import Role
-from app.estimates.training import store, train_artifact
+from app.estimates.tasks import store, train_artifact
 from db.engine import Database, create_engine
 from db.repositories.price_models import (
     ABANDONED_AFTER,
@@ -28,8 +25,10 @@ from db.repositories.price_models import (
     update_job,
 )
 from db.repositories.price_models import job as job_of
-from tests.conftest import settings_for
-from tests.credentials import ADMIN, bearer
+from tests.support.apps import AppFactory, RunningApp, running_app
+from tests.support.credentials import ADMIN, bearer
+from tests.support.graphql import codes
+from tests.support.settings import settings_for
 
 FAST_TRAINING = {"max_iter": 60}
 PAGE = """query($first: Int!, $asOf: Date) { properties(first: $first, filter: {postcode: "2044"}) {
@@ -54,50 +53,29 @@ def trained_version(postgres_url: str) -> int:
     return asyncio.run(register())
 
 
-async def started_app(url: str, **overrides: Any) -> Starlette:
-    app = create_app(settings_for(url, **overrides))
-    await app.state.models.start()
-    if app.state.caching is not None:
-        await app.state.caching.start()
-    return app
-
-
-async def stop(app: Starlette) -> None:
-    await app.state.models.close()
-    if app.state.caching is not None:
-        await app.state.caching.close()
-    await app.state.db.dispose()
-
-
 @pytest.fixture(scope="module")
-async def estimating(postgres_url: str, trained_version: int) -> AsyncIterator[Starlette]:
-    app = await started_app(postgres_url)
-    yield app
-    await stop(app)
+async def estimating(postgres_url: str, trained_version: int) -> AsyncIterator[RunningApp]:
+    async with running_app(settings_for(postgres_url)) as app:
+        yield app
 
 
 async def post(
-    app: Starlette, query: str, headers: dict[str, str] | None = None, **variables: Any
+    app: RunningApp, query: str, headers: dict[str, str] | None = None, **variables: Any
 ) -> dict[str, Any]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://propintel.test") as client:
-        response = await client.post(
-            "/graphql", json={"query": query, "variables": variables}, headers=headers or {}
-        )
+    response = await app.client.post(
+        "/graphql", json={"query": query, "variables": variables}, headers=headers or {}
+    )
     assert response.status_code == 200, response.text
     return dict(response.json())
-
-
-def codes(body: dict[str, Any]) -> list[str]:
-    return [error["extensions"]["code"] for error in body.get("errors", [])]
 
 
 @pytest.mark.parametrize("compiled", [True, False])
 async def test_a_page_of_estimates_costs_one_statement_and_one_model_call(
     postgres_url: str, trained_version: int, compiled: bool
 ) -> None:
-    app = await started_app(postgres_url, PROPINTEL_COMPILED_EXECUTION=compiled)
-    try:
+    async with running_app(
+        settings_for(postgres_url, PROPINTEL_COMPILED_EXECUTION=compiled)
+    ) as app:
         plain = await post(app, PAGE.replace(", $asOf: Date", "") % "", first=20)
         assert "errors" not in plain, plain
         calls = app.state.models.predict_calls
@@ -117,21 +95,18 @@ async def test_a_page_of_estimates_costs_one_statement_and_one_model_call(
         low_half = sum(n["estimate"]["price"] for n in ranked[:10])
         high_half = sum(n["estimate"]["price"] for n in ranked[10:])
         assert high_half > low_half
-    finally:
-        await stop(app)
 
 
-async def test_estimates_default_to_today(estimating: Starlette) -> None:
+async def test_estimates_default_to_today(estimating: RunningApp) -> None:
     body = await post(estimating, PAGE % ESTIMATE, first=2)
     today = datetime.now(UTC).date().isoformat()
     assert [n["estimate"]["asOf"] for n in body["data"]["properties"]["nodes"]] == [today] * 2
 
 
 async def test_cached_estimates_and_a_new_sale_invalidates_them(
-    postgres_url: str, trained_version: int
+    pg_redis_app: AppFactory, postgres_url: str, trained_version: int
 ) -> None:
-    app = await started_app(postgres_url, PROPINTEL_CACHE_ENABLED=True, PROPINTEL_CACHE_WARM=0)
-    try:
+    async with pg_redis_app() as app:
         query = PAGE % ESTIMATE
         first = await post(app, query, first=5, asOf="2024-01-31")
         calls = app.state.models.predict_calls
@@ -159,8 +134,6 @@ async def test_cached_estimates_and_a_new_sale_invalidates_them(
         assert {k: v for k, v in now.items() if k != node["id"]} == {
             k: v for k, v in before.items() if k != node["id"]
         }
-    finally:
-        await stop(app)
 
 
 async def forget_sale(url: str, dealing_number: str) -> None:
@@ -183,7 +156,7 @@ async def forget_sale(url: str, dealing_number: str) -> None:
         await connection.close()
 
 
-async def test_estimate_price_validates_its_input(estimating: Starlette) -> None:
+async def test_estimate_price_validates_its_input(estimating: RunningApp) -> None:
     house = {"localityName": "Tempe", "postcode": "2044", "isStrata": False, "areaM2": 300.0}
     body = await post(estimating, ESTIMATE_PRICE, input=house, asOf="2024-06-30")
     assert "errors" not in body, body
@@ -212,7 +185,7 @@ async def test_estimate_price_validates_its_input(estimating: Starlette) -> None
     assert codes(bad_date) == ["BAD_USER_INPUT"]
 
 
-async def test_comparable_sales(estimating: Starlette) -> None:
+async def test_comparable_sales(estimating: RunningApp) -> None:
     query = """{ properties(first: 3, filter: {postcode: "2044", isStrata: false}) { nodes {
         id isStrata locality { name } comparableSales(first: 4) { price isMarketSale
         property { id isStrata locality { name } } } } } }"""
@@ -242,18 +215,15 @@ async def test_comparable_sales(estimating: Starlette) -> None:
     assert codes(too_many) == ["BAD_USER_INPUT"]
 
 
-async def test_without_an_active_model_estimates_are_unavailable(sqlite_url: str) -> None:
-    app = await started_app(sqlite_url)
-    try:
+async def test_without_an_active_model_estimates_are_unavailable(sqlite_app: AppFactory) -> None:
+    async with sqlite_app() as app:
         body = await post(app, PAGE % ESTIMATE, first=1)
-        assert codes(body) == ["SERVICE_UNAVAILABLE"]
-        assert "retrainModel" in body["errors"][0]["message"]
-    finally:
-        await stop(app)
+    assert codes(body) == ["SERVICE_UNAVAILABLE"]
+    assert "retrainModel" in body["errors"][0]["message"]
 
 
 async def test_registry_retraining_and_activation(
-    estimating: Starlette, trained_version: int
+    estimating: RunningApp, trained_version: int
 ) -> None:
     models = (
         "{ models { version active dataTo metrics { mdape intervalCoverage validationSales } } }"
@@ -303,15 +273,14 @@ async def test_registry_retraining_and_activation(
 
 
 async def test_first_start_trains_a_model_in_the_background(
-    sqlite_url: str, tmp_path: Path
+    sqlite_app: AppFactory, sqlite_url: str, tmp_path: Path
 ) -> None:
     """An empty registry and a database with sales: startup starts a training job (and does
     not wait for it)."""
     copy = tmp_path / "fresh.sqlite3"
     shutil.copy(sqlite_url.removeprefix("sqlite:///"), copy)
-    app = create_app(settings_for(f"sqlite:///{copy}", PROPINTEL_TRAIN_ON_START=True))
     started = time.perf_counter()
-    async with app.router.lifespan_context(app):
+    async with sqlite_app(DATABASE_URL=f"sqlite:///{copy}", PROPINTEL_TRAIN_ON_START=True) as app:
         assert time.perf_counter() - started < 5
         job = await running_job(app.state.db)
         assert job is not None

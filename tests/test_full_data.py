@@ -17,9 +17,11 @@ import httpx
 import pytest
 
 from app.auth.principal import Role
-from tests.conftest import DATA_DIR, _client, gql
-from tests.credentials import bearer
-from tests.reference import Reference, quartiles, read_reference
+from tests.support.apps import running_app
+from tests.support.credentials import bearer
+from tests.support.graphql import gql
+from tests.support.reference import Reference, quartiles, read_reference
+from tests.support.settings import DATA_DIR, settings_for
 
 pytestmark = pytest.mark.full_data
 
@@ -48,8 +50,8 @@ def full_reference() -> Reference:
 async def full_client() -> AsyncIterator[httpx.AsyncClient]:
     if not FULL_URL:
         pytest.fail("set PROPINTEL_FULL_DATA_URL (scripts/test --full) to run the full-data checks")
-    async for client in _client(FULL_URL):
-        yield client
+    async with running_app(settings_for(FULL_URL)) as running:
+        yield running.client
 
 
 STATS = """query($name: String!, $postcode: String!, $from: Date, $strata: Boolean) {

@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 from hypothesis_graphql import Mode, from_schema
 
 from schema import build_schema
-from tests.test_security_checks import GRAPHQL_RESPONSE_JSON, ProdApp, prod_settings, running
+from tests.support.prod import GRAPHQL_RESPONSE_JSON, ProdApp, prod_settings, running_prod
 
 EXAMPLES = 2000
 REQUEST_BUDGET_S = 15.0  # the prod request timeout is 10 s: an answer must come before this
@@ -286,7 +286,7 @@ async def fuzzed_app(postgres_url: str) -> AsyncIterator[ProdApp]:
     # Rate limits off: 2,000 anonymous requests from one address are what they exist to stop
     # (tests of their own check them); everything else as in prod.
     settings_ = prod_settings(postgres_url, PROPINTEL_RATE_LIMIT_ENABLED=False)
-    async with running(settings_) as app:
+    async with running_prod(settings_) as app:
         yield app
 
 

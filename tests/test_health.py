@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import httpx
 
-from app.asgi import create_app
-from tests.conftest import settings_for
+from tests.support.apps import running_app
+from tests.support.settings import settings_for
 
 
 async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
@@ -15,9 +15,8 @@ async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
 
 async def test_readyz_is_503_when_the_database_is_unreachable() -> None:
     # Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
-    app = create_app(settings_for("postgresql://postgres@127.0.0.1:9/none"))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with running_app(settings_for("postgresql://postgres@127.0.0.1:9/none")) as app:
+        client = app.client
         assert (await client.get("/healthz")).status_code == 200
         ready = await client.get("/readyz")
         assert ready.status_code == 503
@@ -25,4 +24,3 @@ async def test_readyz_is_503_when_the_database_is_unreachable() -> None:
         breaker = ready.json()["dependencies"]["postgresql"]["breaker"]
         assert breaker["state"] == "CLOSED"
         assert breaker["calls"] >= 1
-    await app.state.db.dispose()

@@ -8,7 +8,6 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -18,8 +17,11 @@ from db.engine import Database, create_engine
 from db.ingest.readers import CSV_COLUMNS
 from db.migrate import upgrade
 from db.tables import properties, sales
-from tests.conftest import SLICE, create_pg_database, drop_pg_database, gql, settings_for
-from tests.reference import Reference
+from tests.support.apps import running_app
+from tests.support.databases import SLICE, create_pg_database, drop_pg_database
+from tests.support.graphql import gql
+from tests.support.reference import Reference
+from tests.support.settings import settings_for
 
 
 async def count_rows(url: str) -> tuple[int, int]:
@@ -84,15 +86,8 @@ query($first: Int!, $filter: PropertyFilter) {
 
 
 async def query(url: str, text: str, **variables: object) -> dict[str, object]:
-    from app.asgi import create_app
-
-    app = create_app(settings_for(url))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
-    ) as client:
-        data = (await gql(client, text, **variables)).ok()
-    await app.state.db.dispose()
-    return data  # type: ignore[no-any-return]
+    async with running_app(settings_for(url)) as app:
+        return (await gql(app.client, text, **variables)).ok()  # type: ignore[no-any-return]
 
 
 def test_raw_weekly_zip_loads_like_the_csv(empty_database: str, data_dir: Path) -> None:

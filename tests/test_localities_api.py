@@ -7,8 +7,8 @@ from datetime import date
 import httpx
 import pytest
 
-from tests.conftest import gql
-from tests.reference import Reference, quartiles
+from tests.support.graphql import gql
+from tests.support.reference import Reference, quartiles
 
 STATS = """
 query Stats($name: String!, $postcode: String!, $from: Date, $to: Date, $strata: Boolean) {

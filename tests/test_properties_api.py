@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import gql
-from tests.reference import Reference
+from tests.support.graphql import gql
+from tests.support.reference import Reference
 
 PAGE_QUERY = """
 query Page($filter: PropertyFilter, $order: PropertyOrder!, $first: Int!, $after: String) {

@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
-from app.asgi import create_app
 from app.auth.principal import Role
 from app.settings import Settings
-from tests.conftest import settings_for
-from tests.credentials import bearer
+from tests.support.apps import running_app
+from tests.support.credentials import bearer
+from tests.support.settings import settings_for
 
 ADMIN = bearer(1, Role.ADMIN)
 USER = bearer(2, Role.USER)
@@ -24,11 +24,8 @@ PAGE = "{ properties(first: %d) { edges { node { id sales(first: %d) { nodes { p
 
 @pytest.fixture(scope="module")
 async def limited(sqlite_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings_for(sqlite_url))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://propintel.test") as client:
-        yield client
-    await app.state.db.dispose()
+    async with running_app(settings_for(sqlite_url)) as app:
+        yield app.client
 
 
 async def post(

@@ -4,7 +4,6 @@ the embedded default. Over the limit: 429, Retry-After, RATE_LIMITED; served aga
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -12,16 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
-from app.asgi import create_app
 from app.auth.principal import Role
-from tests.conftest import settings_for
-from tests.credentials import bearer
+from tests.support.apps import AppFactory, RunningApp, running_app
+from tests.support.credentials import bearer
+from tests.support.settings import settings_for
 
-REDIS_URL = os.environ.get("PROPINTEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 QUERY = {"query": "{ localities(first: 1) { nodes { name } } }"}
-LIMITS = {
+LIMITS: dict[str, Any] = {
     "PROPINTEL_RATE_LIMIT_ENABLED": True,
     "RATE_LIMIT_ANONYMOUS": "5/3 seconds",
     "RATE_LIMIT_USER": "8/3 seconds",
@@ -30,21 +27,15 @@ LIMITS = {
 }
 
 
-def limited_app(url: str, **overrides: Any) -> Starlette:
-    return create_app(settings_for(url, **LIMITS, **overrides))
-
-
-async def ask(app: Starlette, headers: dict[str, str]) -> httpx.Response:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://propintel.test") as client:
-        return await client.post("/graphql", json=QUERY, headers=headers)
+async def ask(app: RunningApp, headers: dict[str, str]) -> httpx.Response:
+    return await app.client.post("/graphql", json=QUERY, headers=headers)
 
 
 def client_at(address: str, **headers: str) -> dict[str, str]:
     return {"X-Forwarded-For": address, **headers}
 
 
-async def exhaust(app: Starlette, headers: dict[str, str], allowed: int) -> httpx.Response:
+async def exhaust(app: RunningApp, headers: dict[str, str], allowed: int) -> httpx.Response:
     """Spends the window's budget, checks the request past it is refused, returns that."""
     for _ in range(allowed):
         response = await ask(app, headers)
@@ -65,19 +56,18 @@ def check_refusal(response: httpx.Response, window_s: float) -> int:
 
 
 @pytest.fixture
-async def shared_apps(postgres_url: str) -> AsyncIterator[tuple[Starlette, Starlette]]:
-    namespace = f"rl{uuid.uuid4().hex[:8]}"
-    apps = tuple(
-        limited_app(postgres_url, REDIS_URL=REDIS_URL, PROPINTEL_CACHE_NAMESPACE=namespace)
-        for _ in range(2)
-    )
-    yield apps[0], apps[1]
-    for app in apps:
-        await app.state.db.dispose()
+async def shared_apps(pg_redis_app: AppFactory) -> AsyncIterator[tuple[RunningApp, RunningApp]]:
+    """Two apps (two processes) counting in one Redis namespace; the cache off."""
+    shared: dict[str, Any] = {"PROPINTEL_CACHE_NAMESPACE": f"rl{uuid.uuid4().hex[:8]}"}
+    async with (
+        pg_redis_app(PROPINTEL_CACHE_ENABLED=False, **LIMITS, **shared) as first,
+        pg_redis_app(PROPINTEL_CACHE_ENABLED=False, **LIMITS, **shared) as second,
+    ):
+        yield first, second
 
 
 async def test_over_the_limit_is_refused_until_the_window_moves(
-    shared_apps: tuple[Starlette, Starlette],
+    shared_apps: tuple[RunningApp, RunningApp],
 ) -> None:
     first, second = shared_apps
     me = client_at("203.0.113.7")
@@ -97,24 +87,19 @@ async def test_over_the_limit_is_refused_until_the_window_moves(
     assert (await ask(first, me)).status_code == 200
 
 
-async def test_embedded_mode_limits_in_memory(sqlite_url: str) -> None:
-    app = limited_app(sqlite_url)
-    try:
+async def test_embedded_mode_limits_in_memory(sqlite_app: AppFactory) -> None:
+    async with sqlite_app(**LIMITS) as app:
         me = client_at("198.51.100.1")
         refused = await exhaust(app, me, 5)
         retry_after = check_refusal(refused, 3)
         assert (await ask(app, me)).status_code == 429  # every request past it, not just one
         await asyncio.sleep(retry_after + 0.2)
         assert (await ask(app, me)).status_code == 200
-    finally:
-        await app.state.db.dispose()
 
 
 async def test_a_redis_outage_falls_back_to_local_counting(sqlite_url: str) -> None:
     """Nothing listens on this port: every process counts in its own memory instead."""
-    app = limited_app(sqlite_url, REDIS_URL="redis://127.0.0.1:1/0", PROPINTEL_CACHE_ENABLED=False)
-    try:
+    settings = settings_for(sqlite_url, **LIMITS, REDIS_URL="redis://127.0.0.1:1/0")
+    async with running_app(settings) as app:
         refused = await exhaust(app, client_at("198.51.100.2"), 5)
         check_refusal(refused, 3)
-    finally:
-        await app.state.db.dispose()

@@ -11,7 +11,7 @@ from app.resilience.bulkhead import Bulkhead, BulkheadConfig, BulkheadFull
 from app.resilience.deadline import deadline_in
 from app.resilience.dependency import Dependency, DependencyConfig, ServiceUnavailable
 from app.resilience.retry import Retry
-from tests.credentials import BOOTSTRAP_KEY, JWT_SECRET
+from tests.support.credentials import BOOTSTRAP_KEY, JWT_SECRET
 
 
 class Clock:

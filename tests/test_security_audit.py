@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live import live_server
+from tests.support.live import live_server
 
 AUDIT_DIR = Path(__file__).resolve().parent / "audit"
 # Audits this service deliberately fails, by graphql-http audit id, with the reason; each is

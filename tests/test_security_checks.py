@@ -11,27 +11,26 @@ a check needs a credential on the request (Cache-Control of authenticated answer
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import pytest
 from pydantic import ValidationError
-from starlette.applications import Starlette
 
-from app.asgi import create_app
-from app.settings import Profile, Settings
-from tests.conftest import settings_for
+from tests.support.prod import (
+    GRAPHQL_RESPONSE_JSON,
+    PROD_ADMIN_KEY,
+    DbSpy,
+    ProdApp,
+    prod_settings,
+    running_prod,
+)
 
-JWT_SECRET = secrets.token_hex(24)  # 48 characters, fresh per test process
-ADMIN_KEY = secrets.token_hex(12)  # 24 characters
-GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 
 # A cheap real field (a root field with a resolver and a database read).
@@ -44,85 +43,10 @@ ORDINARY = """{ locality(name: "Erskineville", postcode: "2043") { district
 LEAKS = ("Traceback", 'File "', "site-packages", "/work/", '.py"', "hunter2")
 
 
-def prod_settings(url: str, **overrides: Any) -> Settings:
-    """The prod profile with its required secrets; the L1 cache on as in production (no Redis,
-    no warming: the tests must see what the database path does on a cold cache)."""
-    values: dict[str, Any] = {
-        "PROPINTEL_PROFILE": Profile.PROD,
-        "JWT_SECRET": JWT_SECRET,
-        "ADMIN_API_KEY": ADMIN_KEY,
-        "PROPINTEL_CACHE_ENABLED": True,
-        "PROPINTEL_CACHE_WARM": 0,
-        **overrides,
-    }
-    return settings_for(url, **values)
-
-
-@dataclass
-class DbSpy:
-    """Counts the app's database reads (`Database.fetch_all`, which every repository read and
-    compiled plan goes through) and write transactions (`Database.begin`)."""
-
-    reads: int = 0
-    writes: int = 0
-    statements: list[str] = field(default_factory=list)
-
-    def reset(self) -> DbSpy:
-        self.reads = self.writes = 0
-        self.statements.clear()
-        return self
-
-    @property
-    def untouched(self) -> bool:
-        return self.reads == 0 and self.writes == 0
-
-
-@dataclass
-class ProdApp:
-    app: Starlette
-    client: httpx.AsyncClient
-    spy: DbSpy
-
-
-def _install_spy(app: Starlette, patch: pytest.MonkeyPatch) -> DbSpy:
-    db = app.state.db
-    spy = DbSpy()
-    fetch_all = db.fetch_all
-    begin = db.begin
-
-    async def counting_fetch_all(statement: Any, *args: Any, **kwargs: Any) -> Any:
-        spy.reads += 1
-        spy.statements.append(str(statement)[:120])
-        return await fetch_all(statement, *args, **kwargs)
-
-    def counting_begin(*args: Any, **kwargs: Any) -> Any:
-        spy.writes += 1
-        return begin(*args, **kwargs)
-
-    patch.setattr(db, "fetch_all", counting_fetch_all)
-    patch.setattr(db, "begin", counting_begin)
-    return spy
-
-
-@contextlib.asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[ProdApp]:
-    """The app with its real lifespan (cache start and close, database disposal), an httpx
-    client over ASGI, and a spy on its database."""
-    app = create_app(settings)
-    with pytest.MonkeyPatch.context() as patch:
-        spy = _install_spy(app, patch)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-            async with httpx.AsyncClient(
-                transport=transport, base_url="http://propintel.test", timeout=30
-            ) as client:
-                yield ProdApp(app, client, spy)
-
-
 @pytest.fixture(scope="module")
 async def prod(postgres_url: str) -> AsyncIterator[ProdApp]:
-    async with running(prod_settings(postgres_url)) as running_app:
-        yield running_app
+    async with running_prod(prod_settings(postgres_url)) as running:
+        yield running
 
 
 @pytest.fixture
@@ -307,7 +231,7 @@ async def test_mutation_over_get_is_405_and_not_executed(prod: ProdApp, accept: 
         response = await prod.client.get(
             "/graphql",
             params={"query": query},
-            headers={"accept": accept, "authorization": f"Bearer {ADMIN_KEY}"},
+            headers={"accept": accept, "authorization": f"Bearer {PROD_ADMIN_KEY}"},
         )
         assert response.status_code == 405, shown(response)
         assert "POST" in response.headers.get("allow", ""), (
@@ -357,7 +281,7 @@ async def test_csrf_simple_requests_never_execute(prod: ProdApp, content_type: s
             headers={
                 "content-type": header,
                 "origin": "https://evil.example",
-                "authorization": f"Bearer {ADMIN_KEY}",
+                "authorization": f"Bearer {PROD_ADMIN_KEY}",
             },
         )
         assert response.status_code in (400, 415), f"{content_type} not refused: {shown(response)}"
@@ -497,7 +421,7 @@ async def test_connection_cost_through_variables(prod: ProdApp, spy: DbSpy) -> N
 
 
 async def test_unexpected_errors_are_masked(postgres_url: str) -> None:
-    async with running(prod_settings(postgres_url, PROPINTEL_CACHE_ENABLED=False)) as app:
+    async with running_prod(prod_settings(postgres_url, PROPINTEL_CACHE_ENABLED=False)) as app:
 
         async def broken(*_args: Any, **_kwargs: Any) -> Any:
             raise RuntimeError(
@@ -572,7 +496,7 @@ async def test_security_headers(prod: ProdApp) -> None:
 
 async def test_authenticated_answers_are_not_stored(prod: ProdApp) -> None:
     for query in ("{ __typename }", f"{{ {TEMPE} {{ id }} }}", "{ cacheStats { tiers { tier } } }"):
-        response = await post(prod, query, headers={"authorization": f"Bearer {ADMIN_KEY}"})
+        response = await post(prod, query, headers={"authorization": f"Bearer {PROD_ADMIN_KEY}"})
         assert "no-store" in response.headers.get("cache-control", ""), (
             f"{query}: {dict(response.headers)}"
         )

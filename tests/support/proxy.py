@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
+
+from app.settings import Settings
+from tests.support.apps import RunningApp, running_app
 
 
 class Proxy:
@@ -57,24 +59,15 @@ class Proxy:
 
 
 @contextlib.asynccontextmanager
-async def app_behind_proxy(
-    database_url: str, settings: Callable[..., Any], **overrides: Any
-) -> AsyncIterator[tuple[Any, Proxy]]:
-    """An app (`create_app(settings(url, **overrides))`) whose PostgreSQL connections go
-    through a proxy the test can cut, slow down and restore; caching started if on."""
-    from app.asgi import create_app
-
+async def app_behind_proxy(settings: Settings) -> AsyncIterator[tuple[RunningApp, Proxy]]:
+    """The app of `settings`, running (its lifespan started), with its PostgreSQL
+    connections going through a proxy the test can cut, slow down and restore."""
     proxy = Proxy("127.0.0.1", 5432)
     await proxy.start()
-    url = database_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
-    assert url != database_url
-    app = create_app(settings(url, **overrides))
-    if app.state.caching is not None:
-        await app.state.caching.start()
+    url = settings.database_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    assert url != settings.database_url
     try:
-        yield app, proxy
+        async with running_app(settings.model_copy(update={"database_url": url})) as running:
+            yield running, proxy
     finally:
         await proxy.cut()
-        if app.state.caching is not None:
-            await app.state.caching.close()
-        await app.state.db.dispose()
