@@ -8,6 +8,8 @@ The apps:
 
 - `client` (and `pg_client`): one app per backend for the session, cache and rate limits off
   (`settings_for`: most tests check what the database path does).
+- `executor_client`: the same, once per backend and executor (`executor`: compiled plans or
+  Strawberry's standard executor), for the tests that count SQL statements.
 - `pg_redis_app`, `sqlite_app`: factories of apps of a test's own, the cache on (PostgreSQL
   with Redis under a namespace of each app's own; SQLite with L1 only, the embedded default),
   taking a schema of the test's and settings overrides.
@@ -36,6 +38,7 @@ from tests.support.databases import (
 )
 from tests.support.reference import Reference, read_reference
 from tests.support.settings import (
+    COMPILED_EXECUTION,
     DATA_DIR,
     l1_cache_settings,
     redis_cache_settings,
@@ -90,6 +93,12 @@ def backend_url(request: pytest.FixtureRequest) -> str:
     )
 
 
+@pytest.fixture(scope="session", params=sorted(COMPILED_EXECUTION))
+def executor(request: pytest.FixtureRequest) -> str:
+    """Runs a test once per executor: "compiled" (plans, the default) and "standard"."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
 async def client(backend_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with running_app(settings_for(backend_url)) as running:
@@ -99,6 +108,14 @@ async def client(backend_url: str) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture(scope="session")
 async def pg_client(postgres_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with running_app(settings_for(postgres_url)) as running:
+        yield running.client
+
+
+@pytest.fixture(scope="session")
+async def executor_client(backend_url: str, executor: str) -> AsyncIterator[httpx.AsyncClient]:
+    """`client` on each executor: for the tests that count SQL statements."""
+    settings = settings_for(backend_url, PROPINTEL_COMPILED_EXECUTION=COMPILED_EXECUTION[executor])
+    async with running_app(settings) as running:
         yield running.client
 
 

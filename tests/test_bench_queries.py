@@ -25,23 +25,23 @@ async def first_property_id(client: httpx.AsyncClient) -> str:
 
 
 async def test_q1_property_with_sales_costs_two_statements(
-    client: httpx.AsyncClient,
+    executor_client: httpx.AsyncClient,
 ) -> None:
     query = f"""query($id: ID!) {{ property(id: $id) {{ {bench.PROPERTY_FIELDS}
         sales(first: 10) {{ edges {{ node {{ {bench.SALE_FIELDS} }} }} }} }} }}"""
-    response = await gql(client, query, id=await first_property_id(client))
+    response = await gql(executor_client, query, id=await first_property_id(executor_client))
     assert response.ok()["property"]["sales"]["edges"]
     assert response.statements == 2
 
 
 @pytest.mark.parametrize("pages", [1, 3])
 async def test_q2_and_q4_locality_pages_cost_two_statements(
-    client: httpx.AsyncClient, pages: int
+    executor_client: httpx.AsyncClient, pages: int
 ) -> None:
     request = bench.body(bench.ours_page(20, 5), name="ERSKINEVILLE", postcode="2043")
     after = None
     for _ in range(pages):
-        response = await gql(client, request["query"], **request["variables"], after=after)
+        response = await gql(executor_client, request["query"], **request["variables"], after=after)
         page = response.ok()["properties"]
         assert len(page["edges"]) == 20
         assert response.statements == 2
@@ -49,11 +49,11 @@ async def test_q2_and_q4_locality_pages_cost_two_statements(
 
 
 async def test_q3_localities_with_stats_cost_two_statements(
-    client: httpx.AsyncClient,
+    executor_client: httpx.AsyncClient,
 ) -> None:
     stats = "salesCount medianPrice p25Price p75Price medianPricePerM2"
     response = await gql(
-        client,
+        executor_client,
         f"{{ localities(first: 20) {{ edges {{ node {{ name stats {{ {stats} }} }} }} }} }}",
     )
     assert response.ok()["localities"]["edges"]

@@ -4,6 +4,7 @@ caching and invalidation, validation, comparable sales, and the model registry."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -28,7 +29,7 @@ from db.repositories.price_models import job as job_of
 from tests.support.apps import AppFactory, RunningApp, running_app
 from tests.support.credentials import ADMIN, bearer
 from tests.support.graphql import codes
-from tests.support.settings import settings_for
+from tests.support.settings import COMPILED_EXECUTION, settings_for
 
 FAST_TRAINING = {"max_iter": 60}
 PAGE = """query($first: Int!, $asOf: Date) { properties(first: $first, filter: {postcode: "2044"}) {
@@ -69,13 +70,21 @@ async def post(
     return dict(response.json())
 
 
-@pytest.mark.parametrize("compiled", [True, False])
+def on_executor(url: str, executor: str) -> contextlib.AbstractAsyncContextManager[RunningApp]:
+    return running_app(settings_for(url, PROPINTEL_COMPILED_EXECUTION=COMPILED_EXECUTION[executor]))
+
+
+# The executor as a parameter of these tests (not the session-scoped `executor` fixture):
+# pytest would otherwise regroup the whole session by executor and set this module's
+# fixtures (a model trained) up once per group.
+EXECUTORS = pytest.mark.parametrize("executor", sorted(COMPILED_EXECUTION))
+
+
+@EXECUTORS
 async def test_a_page_of_estimates_costs_one_statement_and_one_model_call(
-    postgres_url: str, trained_version: int, compiled: bool
+    postgres_url: str, trained_version: int, executor: str
 ) -> None:
-    async with running_app(
-        settings_for(postgres_url, PROPINTEL_COMPILED_EXECUTION=compiled)
-    ) as app:
+    async with on_executor(postgres_url, executor) as app:
         plain = await post(app, PAGE.replace(", $asOf: Date", "") % "", first=20)
         assert "errors" not in plain, plain
         calls = app.state.models.predict_calls
@@ -199,20 +208,27 @@ async def test_comparable_sales(estimating: RunningApp) -> None:
             assert sale["property"]["id"] != node["id"]
             assert sale["property"]["isStrata"] is False
             assert sale["property"]["locality"] == node["locality"]
-    # One statement for any number of properties of one kind (the pool of recent sales).
-    page = (
-        '{ properties(first: 20, filter: {postcode: "2044", isStrata: false}) { nodes { id %s } } }'
-    )
-    plain = await post(estimating, page % "")
-    with_comparables = await post(estimating, page % "comparableSales(first: 3) { price }")
-    assert "errors" not in with_comparables, with_comparables
-    assert (
-        with_comparables["extensions"]["sqlStatements"] == plain["extensions"]["sqlStatements"] + 1
-    )
     too_many = await post(
         estimating, "{ properties(first: 1) { nodes { comparableSales(first: 50) { price } } } }"
     )
     assert codes(too_many) == ["BAD_USER_INPUT"]
+
+
+@EXECUTORS
+async def test_comparable_sales_of_a_page_cost_one_statement(
+    postgres_url: str, executor: str
+) -> None:
+    """One statement for any number of properties of one kind (the pool of recent sales)."""
+    page = (
+        '{ properties(first: 20, filter: {postcode: "2044", isStrata: false}) { nodes { id %s } } }'
+    )
+    async with on_executor(postgres_url, executor) as app:
+        plain = await post(app, page % "")
+        with_comparables = await post(app, page % "comparableSales(first: 3) { price }")
+    assert "errors" not in with_comparables, with_comparables
+    assert (
+        with_comparables["extensions"]["sqlStatements"] == plain["extensions"]["sqlStatements"] + 1
+    )
 
 
 async def test_without_an_active_model_estimates_are_unavailable(sqlite_app: AppFactory) -> None:

@@ -21,7 +21,7 @@ from tests.support.apps import running_app
 from tests.support.credentials import bearer
 from tests.support.graphql import gql
 from tests.support.reference import Reference, quartiles, read_reference
-from tests.support.settings import DATA_DIR, settings_for
+from tests.support.settings import COMPILED_EXECUTION, DATA_DIR, settings_for
 
 pytestmark = pytest.mark.full_data
 
@@ -51,6 +51,15 @@ async def full_client() -> AsyncIterator[httpx.AsyncClient]:
     if not FULL_URL:
         pytest.fail("set PROPINTEL_FULL_DATA_URL (scripts/test --full) to run the full-data checks")
     async with running_app(settings_for(FULL_URL)) as running:
+        yield running.client
+
+
+@pytest.fixture(scope="module")
+async def full_executor_client(executor: str) -> AsyncIterator[httpx.AsyncClient]:
+    if not FULL_URL:
+        pytest.fail("set PROPINTEL_FULL_DATA_URL (scripts/test --full) to run the full-data checks")
+    settings = settings_for(FULL_URL, PROPINTEL_COMPILED_EXECUTION=COMPILED_EXECUTION[executor])
+    async with running_app(settings) as running:
         yield running.client
 
 
@@ -136,10 +145,10 @@ async def test_walk_of_a_large_locality_and_its_price_histories(
 
 @pytest.mark.parametrize("first", [10, 100])
 async def test_nested_page_costs_at_most_three_statements(
-    full_client: httpx.AsyncClient, first: int
+    full_executor_client: httpx.AsyncClient, first: int
 ) -> None:
     query = """query($first: Int!) { properties(first: $first, orderBy: LAST_SALE_DATE_DESC) {
       edges { node { address sales(first: 5) { edges { node { price } } } locality { name } } } } }"""
-    response = await gql(full_client, query, first=first)
+    response = await gql(full_executor_client, query, first=first)
     assert len(response.ok()["properties"]["edges"]) == first
     assert response.statements == 3

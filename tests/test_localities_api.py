@@ -114,12 +114,12 @@ async def test_localities_walk_in_name_order_with_prefix_search(
 
 
 async def test_locality_properties_and_stats_batch_across_localities(
-    client: httpx.AsyncClient,
+    executor_client: httpx.AsyncClient,
 ) -> None:
     query = """{ localities(first: 10) { edges { node { name
         stats { salesCount } properties(first: 3, orderBy: LAST_SALE_PRICE_DESC) {
           pageInfo { hasNextPage } edges { node { lastSalePrice locality { name } } } } } } } }"""
-    response = await gql(client, query)
+    response = await gql(executor_client, query)
     edges = response.ok()["localities"]["edges"]
     assert len(edges) > 3
     for edge in edges:

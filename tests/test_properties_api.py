@@ -203,9 +203,9 @@ query Nested($first: Int!) {
 
 @pytest.mark.parametrize("first", [10, 100])
 async def test_nested_page_costs_three_statements_whatever_its_size(
-    client: httpx.AsyncClient, first: int
+    executor_client: httpx.AsyncClient, first: int
 ) -> None:
-    response = await gql(client, NESTED, first=first)
+    response = await gql(executor_client, NESTED, first=first)
     data = response.ok()
     assert len(data["properties"]["edges"]) == first
     assert all(1 <= len(e["node"]["sales"]["edges"]) <= 5 for e in data["properties"]["edges"])
@@ -215,18 +215,18 @@ async def test_nested_page_costs_three_statements_whatever_its_size(
 
 
 async def test_page_of_properties_with_sales_and_locality_is_three_statements(
-    client: httpx.AsyncClient,
+    executor_client: httpx.AsyncClient,
 ) -> None:
     query = """query($first: Int!) { properties(first: $first) { edges { node {
         address sales(first: 5) { edges { node { price } } } locality { name } } } } }"""
-    counts = {n: (await gql(client, query, first=n)).statements for n in (10, 100)}
+    counts = {n: (await gql(executor_client, query, first=n)).statements for n in (10, 100)}
     assert counts == {10: 3, 100: 3}
 
 
-async def test_sql_counts_are_reported_per_operation(client: httpx.AsyncClient) -> None:
-    response = await gql(client, "{ localities(first: 1) { edges { node { name } } } }")
+async def test_sql_counts_are_reported_per_operation(executor_client: httpx.AsyncClient) -> None:
+    response = await gql(executor_client, "{ localities(first: 1) { edges { node { name } } } }")
     assert response.statements == 1
     # The count is per operation, not cumulative:
     assert (
-        await gql(client, "{ localities(first: 1) { edges { node { name } } } }")
+        await gql(executor_client, "{ localities(first: 1) { edges { node { name } } } }")
     ).statements == 1

@@ -12,6 +12,8 @@ from tests.support.credentials import BOOTSTRAP_KEY, JWT_SECRET
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "../shared/data"
 REDIS_URL = os.environ.get("PROPINTEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+COMPILED_EXECUTION = {"compiled": True, "standard": False}
+"""`PROPINTEL_COMPILED_EXECUTION` of each executor (the `executor` fixture's values)."""
 
 
 def settings_for(url: str, **overrides: Any) -> Settings:
