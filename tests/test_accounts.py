@@ -3,24 +3,15 @@ tokens, API keys, roles, and that nobody sees anyone else's rows."""
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
-
 import asyncpg
 import httpx
 import jwt
 import pytest
 
+from tests.support.accounts import LOGIN, PASSWORD, REGISTER, bearer_token, new_email, signed_in
 from tests.support.credentials import BOOTSTRAP_KEY, JWT_SECRET
 from tests.support.graphql import gql
 
-PASSWORD = "correct horse battery staple"
-
-REGISTER = (
-    "mutation($e: String!, $p: String!) { register(email: $e, password: $p) { id email role } }"
-)
-LOGIN = """mutation($e: String!, $p: String!) { login(email: $e, password: $p) {
-    accessToken refreshToken tokenType accessTokenExpiresAt user { email role } } }"""
 REFRESH = """mutation($t: String!) { refreshToken(refreshToken: $t) {
     accessToken refreshToken user { email } } }"""
 ME = "{ me { id email role } }"
@@ -29,20 +20,6 @@ CREATE_KEY = (
 )
 KEYS = "{ apiKeys { id name prefix revokedAt } }"
 REVOKE_KEY = "mutation($id: ID!) { revokeApiKey(id: $id) { id revokedAt } }"
-
-
-def new_email() -> str:
-    return f"user-{uuid.uuid4().hex[:12]}@example.com"
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def signed_in(client: httpx.AsyncClient, email: str | None = None) -> dict[str, Any]:
-    email = email or new_email()
-    (await gql(client, REGISTER, e=email, p=PASSWORD)).ok()
-    return dict((await gql(client, LOGIN, e=email, p=PASSWORD)).ok()["login"])
 
 
 async def test_register_login_me_and_token_rotation(client: httpx.AsyncClient) -> None:
@@ -60,7 +37,7 @@ async def test_register_login_me_and_token_rotation(client: httpx.AsyncClient) -
     assert claims["role"] == "USER"
     assert claims["exp"] - claims["iat"] == 900
 
-    me = (await gql(client, ME, headers=bearer(session["accessToken"]))).ok()["me"]
+    me = (await gql(client, ME, headers=bearer_token(session["accessToken"]))).ok()["me"]
     assert me == {"id": user["id"], "email": email, "role": "USER"}
     assert (await gql(client, ME)).ok() == {"me": None}
 
@@ -83,7 +60,7 @@ async def test_logout_revokes_sessions(client: httpx.AsyncClient) -> None:
     second = dict((await gql(client, LOGIN, e=email, p=PASSWORD)).ok()["login"])
     logout = "mutation($t: String) { logout(refreshToken: $t) }"
     assert (await gql(client, logout, t=first["refreshToken"])).error_codes() == ["UNAUTHENTICATED"]
-    headers = bearer(first["accessToken"])
+    headers = bearer_token(first["accessToken"])
     assert (await gql(client, logout, headers=headers, t=first["refreshToken"])).ok() == {
         "logout": 1
     }
@@ -151,10 +128,10 @@ async def test_bad_credentials_are_refused_not_downgraded(client: httpx.AsyncCli
         algorithm="none",
     )
     for headers in (
-        bearer(forged),
-        bearer(expired),
-        bearer(unsigned),
-        bearer("pik_00000000_nope"),
+        bearer_token(forged),
+        bearer_token(expired),
+        bearer_token(unsigned),
+        bearer_token("pik_00000000_nope"),
         {"X-API-Key": "pik_00000000_nope"},
         {"Authorization": "Basic dXNlcjpwYXNz"},
     ):
@@ -169,27 +146,33 @@ async def test_api_keys_are_owned_hashed_and_revocable(
 ) -> None:
     alice = await signed_in(client)
     bob = await signed_in(client)
-    created = (await gql(client, CREATE_KEY, headers=bearer(alice["accessToken"]), n="etl")).ok()
+    created = (
+        await gql(client, CREATE_KEY, headers=bearer_token(alice["accessToken"]), n="etl")
+    ).ok()
     key = created["createApiKey"]["key"]
     key_id = created["createApiKey"]["apiKey"]["id"]
     assert key.startswith(created["createApiKey"]["apiKey"]["prefix"] + "_")
 
     # The key authenticates as its owner, by either header.
-    for headers in ({"X-API-Key": key}, bearer(key)):
+    for headers in ({"X-API-Key": key}, bearer_token(key)):
         me = (await gql(client, ME, headers=headers)).ok()["me"]
         assert me["email"] == alice["user"]["email"]
     # A key cannot mint more keys.
     minted = await gql(client, CREATE_KEY, headers={"X-API-Key": key}, n="more")
     assert minted.error_codes() == ["FORBIDDEN"]
 
-    listed = (await gql(client, KEYS, headers=bearer(alice["accessToken"]))).ok()["apiKeys"]
+    listed = (await gql(client, KEYS, headers=bearer_token(alice["accessToken"]))).ok()["apiKeys"]
     assert [k["id"] for k in listed] == [key_id]
-    assert (await gql(client, KEYS, headers=bearer(bob["accessToken"]))).ok() == {"apiKeys": []}
+    assert (await gql(client, KEYS, headers=bearer_token(bob["accessToken"]))).ok() == {
+        "apiKeys": []
+    }
     assert (await gql(client, KEYS)).error_codes() == ["UNAUTHENTICATED"]
-    stolen = await gql(client, REVOKE_KEY, headers=bearer(bob["accessToken"]), id=key_id)
+    stolen = await gql(client, REVOKE_KEY, headers=bearer_token(bob["accessToken"]), id=key_id)
     assert stolen.error_codes() == ["NOT_FOUND"]
 
-    revoked = (await gql(client, REVOKE_KEY, headers=bearer(alice["accessToken"]), id=key_id)).ok()
+    revoked = (
+        await gql(client, REVOKE_KEY, headers=bearer_token(alice["accessToken"]), id=key_id)
+    ).ok()
     assert revoked["revokeApiKey"]["revokedAt"] is not None
     response = await client.post("/graphql", json={"query": ME}, headers={"X-API-Key": key})
     assert response.status_code == 401
@@ -214,7 +197,7 @@ async def test_api_keys_are_owned_hashed_and_revocable(
 async def test_roles_and_the_bootstrap_key(client: httpx.AsyncClient) -> None:
     user = await signed_in(client)
     status = "{ resilienceStatus { name } }"
-    assert (await gql(client, status, headers=bearer(user["accessToken"]))).error_codes() == [
+    assert (await gql(client, status, headers=bearer_token(user["accessToken"]))).error_codes() == [
         "FORBIDDEN"
     ]
     bootstrap = (
@@ -224,7 +207,7 @@ async def test_roles_and_the_bootstrap_key(client: httpx.AsyncClient) -> None:
     refused = await gql(client, bootstrap, e=admin_email, p=PASSWORD)
     assert refused.error_codes() == ["FORBIDDEN"]
     # The bootstrap key creates an admin and does nothing else.
-    key = bearer(BOOTSTRAP_KEY)
+    key = bearer_token(BOOTSTRAP_KEY)
     assert (await gql(client, bootstrap, headers=key, e=admin_email, p=PASSWORD)).ok() == {
         "bootstrapAdmin": {"role": "ADMIN"}
     }
@@ -232,19 +215,21 @@ async def test_roles_and_the_bootstrap_key(client: httpx.AsyncClient) -> None:
 
     admin = dict((await gql(client, LOGIN, e=admin_email, p=PASSWORD)).ok()["login"])
     assert admin["user"]["role"] == "ADMIN"
-    (await gql(client, status, headers=bearer(admin["accessToken"]))).ok()
+    (await gql(client, status, headers=bearer_token(admin["accessToken"]))).ok()
     promote = "mutation($e: String!) { setUserRole(email: $e, role: ADMIN) { email role } }"
     assert (
-        await gql(client, promote, headers=bearer(user["accessToken"]), e=user["user"]["email"])
+        await gql(
+            client, promote, headers=bearer_token(user["accessToken"]), e=user["user"]["email"]
+        )
     ).error_codes() == ["FORBIDDEN"]
     promoted = await gql(
-        client, promote, headers=bearer(admin["accessToken"]), e=user["user"]["email"]
+        client, promote, headers=bearer_token(admin["accessToken"]), e=user["user"]["email"]
     )
     assert promoted.ok()["setUserRole"]["role"] == "ADMIN"
     # The role travels in access tokens: the next sign-in carries it.
     again = (await gql(client, LOGIN, e=user["user"]["email"], p=PASSWORD)).ok()["login"]
     assert again["user"]["role"] == "ADMIN"
-    missing = await gql(client, promote, headers=bearer(admin["accessToken"]), e=new_email())
+    missing = await gql(client, promote, headers=bearer_token(admin["accessToken"]), e=new_email())
     assert missing.error_codes() == ["NOT_FOUND"]
 
 
@@ -256,7 +241,9 @@ async def test_row_level_security_hides_other_users_rows(
     alice = await signed_in(pg_client)
     bob = await signed_in(pg_client)
     for session, name in ((alice, "alice-key"), (bob, "bob-key")):
-        (await gql(pg_client, CREATE_KEY, headers=bearer(session["accessToken"]), n=name)).ok()
+        (
+            await gql(pg_client, CREATE_KEY, headers=bearer_token(session["accessToken"]), n=name)
+        ).ok()
     alice_id = await _user_id(postgres_url, alice["user"]["email"])
     connection = await asyncpg.connect(postgres_url)
     try:
