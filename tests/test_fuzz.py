@@ -18,26 +18,19 @@ SDL is built in process since the prod profile answers no introspection.
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
-import concurrent.futures
 import json
-import multiprocessing
 import re
 import time
 from collections.abc import AsyncIterator
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import graphql
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, Phase, given, seed, settings
-from hypothesis import strategies as st
-from hypothesis_graphql import Mode, from_schema
 
-from schema import build_schema
+from tests.support.generation import generate
 from tests.support.prod import GRAPHQL_RESPONSE_JSON, ProdApp, prod_settings, running_prod
 
 EXAMPLES = 2000
@@ -54,173 +47,6 @@ ALLOWED_MUTATION_CODES = {
 PUBLIC_SUCCESSES: list[str] = []
 PUBLIC_MUTATIONS = frozenset({"register", "login", "refreshToken"})
 """Open to anonymous clients by design: their success (and the write it makes) is no bug."""
-
-
-def schema_sdl() -> str:
-    return build_schema(count_statements=False).as_str()
-
-
-# ------------------------------------------------------------------ generation
-
-Json = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
-    ),
-    max_leaves=8,
-)
-
-
-def _string(values: st.SearchStrategy[str]) -> st.SearchStrategy[graphql.ValueNode]:
-    return values.map(lambda value: graphql.StringValueNode(value=value))
-
-
-def scalar_values() -> dict[str, st.SearchStrategy[graphql.ValueNode]]:
-    """Argument values that reach the database as often as they are refused: ids of rows that
-    exist in the slice (and some that do not), page sizes mostly within the limits, the slice's
-    names and postcodes, real and impossible dates; junk of every scalar besides."""
-    global_ids = st.builds(
-        lambda type_name, pk: base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode(),
-        st.sampled_from(["Property", "Sale", "Locality", "Nope"]),
-        st.integers(-1, 3000),
-    )
-    words = st.sampled_from(
-        ["TEMPE", "Erskineville", "ABERDARE", "branxton", "2044", "2043", "2325", "2335", "R2", ""]
-    )
-    return {
-        "ID": _string(st.one_of(global_ids, global_ids, st.text(max_size=12))),
-        "Int": st.one_of(
-            st.integers(0, 5),
-            st.integers(0, 5),
-            st.integers(0, 101),
-            st.integers(-(2**31), 2**31 - 1),
-        ).map(lambda value: graphql.IntValueNode(value=str(value))),
-        "String": _string(st.one_of(words, words, st.text(max_size=16))),
-        "Date": _string(
-            st.one_of(
-                st.dates(date(1990, 1, 1), date(2030, 12, 31)).map(date.isoformat),
-                st.dates(date(1, 1, 1), date(9999, 12, 31)).map(date.isoformat),
-                st.text(max_size=12),
-            )
-        ),
-    }
-
-
-class _Hoist(graphql.Visitor):
-    """Moves every argument literal into a variable of the argument's declared type."""
-
-    def __init__(self, type_info: graphql.TypeInfo) -> None:
-        super().__init__()
-        self.type_info = type_info
-        self.variables: dict[str, Any] = {}
-        self.definitions: list[graphql.VariableDefinitionNode] = []
-
-    def enter_operation_definition(self, *_args: Any) -> None:
-        self.definitions = []
-
-    def leave_operation_definition(
-        self, node: graphql.OperationDefinitionNode, *_args: Any
-    ) -> graphql.OperationDefinitionNode:
-        return graphql.OperationDefinitionNode(
-            operation=node.operation,
-            name=node.name,
-            directives=node.directives,
-            selection_set=node.selection_set,
-            variable_definitions=(*(node.variable_definitions or ()), *self.definitions),
-        )
-
-    def enter_argument(
-        self, node: graphql.ArgumentNode, *_args: Any
-    ) -> graphql.ArgumentNode | None:
-        argument = self.type_info.get_argument()
-        if argument is None or isinstance(node.value, graphql.VariableNode):
-            return None  # an unknown argument (a negative example): left as it is
-        value = graphql.value_from_ast_untyped(node.value)
-        try:
-            json.dumps(value, allow_nan=False)
-        except ValueError:
-            return None  # a float literal past JSON's range (1e400): left as a literal
-        name = f"v{len(self.variables)}"
-        self.variables[name] = value
-        variable = graphql.VariableNode(name=graphql.NameNode(value=name))
-        self.definitions.append(
-            graphql.VariableDefinitionNode(
-                variable=variable, type=graphql.parse_type(str(argument.type)), directives=()
-            )
-        )
-        return graphql.ArgumentNode(name=node.name, value=variable)
-
-
-def hoisted(
-    schema: graphql.GraphQLSchema, document: graphql.DocumentNode
-) -> tuple[str, dict[str, Any]]:
-    type_info = graphql.TypeInfo(schema)
-    hoist = _Hoist(type_info)
-    edited = graphql.visit(document, graphql.TypeInfoVisitor(type_info, hoist))
-    return graphql.print_ast(edited), hoist.variables
-
-
-def generate_payloads(seed_: int, count: int) -> list[dict[str, Any]]:
-    """`count` request payloads, the same for the same seed on every run."""
-    schema = graphql.build_schema(schema_sdl())
-    custom = scalar_values()
-    documents = st.one_of(
-        from_schema(schema, custom_scalars=custom, print_ast=_document),
-        from_schema(schema, custom_scalars=custom, print_ast=_document, mode=Mode.NEGATIVE),
-    )
-
-    @st.composite
-    def payloads(draw: st.DrawFn) -> dict[str, Any]:
-        document = draw(documents)
-        payload: dict[str, Any]
-        if draw(st.booleans()):
-            query, variables = hoisted(schema, document)
-            if variables and draw(st.integers(0, 9)) == 7:  # a variable of the wrong shape
-                variables[draw(st.sampled_from(sorted(variables)))] = draw(Json)
-            payload = {"query": query, "variables": variables}
-        else:
-            payload = {"query": graphql.print_ast(document)}
-        if draw(st.integers(0, 19)) == 13:  # 1 in 20 (hypothesis favours 0)
-            payload["operationName"] = draw(Json)
-        if draw(st.integers(0, 19)) == 13:  # 1 in 20 (hypothesis favours 0)
-            payload["extensions"] = draw(Json)
-        return payload
-
-    generated: list[dict[str, Any]] = []
-
-    @seed(seed_)
-    @settings(
-        max_examples=count,
-        deadline=None,
-        database=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(payloads())
-    def collect(payload: dict[str, Any]) -> None:
-        generated.append(payload)
-
-    collect()
-    return generated
-
-
-def _document(document: graphql.DocumentNode) -> graphql.DocumentNode:
-    return document
-
-
-def generate(count: int) -> list[dict[str, Any]]:
-    """Half here, half in a second process at the same time (hypothesis-graphql draws about
-    30 ms of CPU per operation: 2,000 in one process would take a minute)."""
-    first = count // 2
-    spawn = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-        other = pool.submit(generate_payloads, 2, count - first)
-        mine = generate_payloads(1, first)
-        return mine + other.result(timeout=300)
 
 
 # ------------------------------------------------------------------ checking
