@@ -36,6 +36,7 @@ from tests.support.databases import (
     load_small,
     pg_database_name,
 )
+from tests.support.models import train_and_activate
 from tests.support.reference import Reference, read_reference
 from tests.support.settings import (
     COMPILED_EXECUTION,
@@ -44,6 +45,13 @@ from tests.support.settings import (
     redis_cache_settings,
     settings_for,
 )
+
+
+@pytest.fixture(scope="session")
+def trained_version(postgres_url: str) -> int:
+    """One small model trained on the PostgreSQL slice and made active (trained once: the
+    estimates, parity and fuzz tests share it)."""
+    return train_and_activate(postgres_url).version
 
 
 @pytest.fixture(scope="session")

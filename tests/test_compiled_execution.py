@@ -19,8 +19,7 @@ import pytest
 import app.graphql.executor
 from app.graphql.executor import ExecutionCounts
 from app.graphql.plan import compile_operation
-from tests.support.apps import RunningApp, running_app
-from tests.support.settings import settings_for
+from tests.support.apps import RunningApp, both_executors
 
 SALE = """id contractDate settlementDate price dealingNumber saleCode interestPct areaM2
     parcelsInSale isMarketSale nonMarketReasons __typename"""
@@ -159,13 +158,8 @@ def cases(property_id: str, sale_id: str, locality_id: str, cursor: str) -> list
 
 @pytest.fixture(scope="module")
 async def apps(backend_url: str) -> AsyncIterator[tuple[RunningApp, RunningApp]]:
-    async with (
-        running_app(settings_for(backend_url)) as compiled,
-        running_app(settings_for(backend_url, PROPINTEL_COMPILED_EXECUTION=False)) as standard,
-    ):
-        assert compiled.state.graphql.compiled is not None
-        assert standard.state.graphql.compiled is None
-        yield compiled, standard
+    async with both_executors(backend_url) as apps:
+        yield apps
 
 
 async def post(app: RunningApp, query: str, variables: dict[str, Any]) -> dict[str, Any]:

@@ -21,10 +21,9 @@ import pytest
 
 from app.graphql.executor import ExecutionCounts
 from schema import build_schema
-from tests.support.apps import RunningApp, running_app
+from tests.support.apps import RunningApp, both_executors
 from tests.support.credentials import ADMIN
 from tests.support.generation import generate_payloads, mostly_valid_values
-from tests.support.settings import settings_for
 
 DOCUMENTS = 400
 PLANNED_ROOTS = ("property", "node", "properties", "locality", "localities")
@@ -42,12 +41,12 @@ def comparable_root_fields() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-async def apps(postgres_url: str) -> AsyncIterator[tuple[RunningApp, RunningApp]]:
-    async with (
-        running_app(settings_for(postgres_url)) as compiled,
-        running_app(settings_for(postgres_url, PROPINTEL_COMPILED_EXECUTION=False)) as standard,
-    ):
-        yield compiled, standard
+async def apps(
+    postgres_url: str, trained_version: int
+) -> AsyncIterator[tuple[RunningApp, RunningApp]]:
+    """With an active model, so that generated `estimate` fields are computed, not refused."""
+    async with both_executors(postgres_url) as apps:
+        yield apps
 
 
 async def answer(app: RunningApp, payload: dict[str, Any]) -> tuple[int, bytes]:

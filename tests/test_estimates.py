@@ -16,7 +16,6 @@ import asyncpg
 import pytest
 
 from app.auth.principal import Role
-from app.estimates.tasks import store, train_artifact
 from db.engine import Database, create_engine
 from db.repositories.price_models import (
     ABANDONED_AFTER,
@@ -29,29 +28,14 @@ from db.repositories.price_models import job as job_of
 from tests.support.apps import AppFactory, RunningApp, running_app
 from tests.support.credentials import ADMIN, bearer
 from tests.support.graphql import codes
+from tests.support.models import FAST_TRAINING
 from tests.support.settings import COMPILED_EXECUTION, settings_for
 
-FAST_TRAINING = {"max_iter": 60}
 PAGE = """query($first: Int!, $asOf: Date) { properties(first: $first, filter: {postcode: "2044"}) {
     nodes { id lastSalePrice %s } } }"""
 ESTIMATE = "estimate(asOf: $asOf) { price low high modelVersion asOf }"
 ESTIMATE_PRICE = """query($input: PropertyFeaturesInput!, $asOf: Date) {
     estimatePrice(input: $input, asOf: $asOf) { price low high modelVersion asOf } }"""
-
-
-@pytest.fixture(scope="module")
-def trained_version(postgres_url: str) -> int:
-    """One small model trained on the slice and made active (the registry of this DB)."""
-    trained = train_artifact(settings_for(postgres_url).database_url, FAST_TRAINING)
-
-    async def register() -> int:
-        db = Database(create_engine(settings_for(postgres_url).database_url))
-        try:
-            return (await store(db, trained, activate=True)).version
-        finally:
-            await db.dispose()
-
-    return asyncio.run(register())
 
 
 @pytest.fixture(scope="module")

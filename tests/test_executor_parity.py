@@ -16,6 +16,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -28,12 +29,11 @@ from graphql import (
     is_leaf_type,
 )
 
-from app.estimates.tasks import store, train_artifact
 from app.graphql.executor import ExecutionCounts
 from db.engine import Database, create_engine
 from db.repositories.price_models import create_job, update_job
 from schema import build_schema
-from tests.support.apps import RunningApp, running_app
+from tests.support.apps import RunningApp, both_executors
 from tests.support.credentials import ADMIN, BOOTSTRAP_KEY
 from tests.support.settings import settings_for
 
@@ -156,46 +156,37 @@ def query_reachable_fields(schema: GraphQLSchema) -> set[tuple[str, str]]:
 # -- fixtures ------------------------------------------------------------------------------
 
 
-FAST_TRAINING = {"max_iter": 40}
-
-
 @pytest.fixture(scope="module")
-def training_job(postgres_url: str) -> str:
-    """An active model (estimates answer) and a finished training job (for its status)."""
+def training_job(postgres_url: str, trained_version: int) -> str:
+    """A finished training job (for its status), beside the session's active model."""
     url = settings_for(postgres_url).database_url
-    trained = train_artifact(url, FAST_TRAINING)
 
-    async def register() -> str:
+    async def record() -> str:
         db = Database(create_engine(url))
         try:
-            record = await store(db, trained, activate=True)
             job = await create_job(db, uuid.uuid4().hex, activate=False, requested_by=None)
+            now = datetime.now(UTC)
             await update_job(
                 db,
                 job.id,
                 status="SUCCEEDED",
-                started_at=record.trained_at,
-                finished_at=record.trained_at,
-                model_version=record.version,
+                started_at=now,
+                finished_at=now,
+                model_version=trained_version,
             )
             return job.id
         finally:
             await db.dispose()
 
-    return asyncio.run(register())
+    return asyncio.run(record())
 
 
 @pytest.fixture(scope="module")
 async def apps(
     postgres_url: str, training_job: str
 ) -> AsyncIterator[tuple[RunningApp, RunningApp]]:
-    async with (
-        running_app(settings_for(postgres_url)) as compiled,
-        running_app(settings_for(postgres_url, PROPINTEL_COMPILED_EXECUTION=False)) as standard,
-    ):
-        assert compiled.state.graphql.compiled is not None
-        assert standard.state.graphql.compiled is None
-        yield compiled, standard
+    async with both_executors(postgres_url) as apps:
+        yield apps
 
 
 async def post(

@@ -24,6 +24,7 @@ from starlette.datastructures import State
 
 from app.asgi import create_app
 from app.settings import Settings
+from tests.support.settings import settings_for
 
 BASE_URL = "http://propintel.test"
 
@@ -110,6 +111,19 @@ async def forget_namespace(redis_url: str, namespace: str) -> None:
             await redis.delete(*keys)
     finally:
         await redis.aclose()
+
+
+@contextlib.asynccontextmanager
+async def both_executors(url: str) -> AsyncIterator[tuple[RunningApp, RunningApp]]:
+    """Two apps over the database at `url`: compiled plans on, and Strawberry's executor
+    only (the reference), for tests that hold them equal."""
+    async with (
+        running_app(settings_for(url)) as compiled,
+        running_app(settings_for(url, PROPINTEL_COMPILED_EXECUTION=False)) as standard,
+    ):
+        assert compiled.state.graphql.compiled is not None
+        assert standard.state.graphql.compiled is None
+        yield compiled, standard
 
 
 def asgi_client(
