@@ -97,16 +97,24 @@ GUARDED = "{ vault properties(first: 1) { nodes { id } } }"
 # -- the apps --------------------------------------------------------------------------------
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        ("postgresql+redis", "compiled"),
-        ("postgresql+redis", "standard"),
-        ("sqlite", "compiled"),
-        ("sqlite", "standard"),
-    ],
-    ids=lambda p: "-".join(p),
-)
+APPS = [
+    ("postgresql+redis", "compiled"),
+    ("postgresql+redis", "standard"),
+    ("sqlite", "compiled"),
+    ("sqlite", "standard"),
+]
+COMPILED_APPS = [app for app in APPS if app[1] == "compiled"]
+
+
+def app_id(param: tuple[str, str]) -> str:
+    return "-".join(param)
+
+
+compiled_apps_only = pytest.mark.parametrize("cached_app", COMPILED_APPS, ids=app_id, indirect=True)
+"""For tests of the planner and the whole-operation cache, which only the compiled path has."""
+
+
+@pytest.fixture(scope="module", params=APPS, ids=app_id)
 async def cached_app(
     request: pytest.FixtureRequest, postgres_url: str, sqlite_url: str
 ) -> AsyncIterator[RunningApp]:
@@ -143,10 +151,9 @@ def compiled_counts(app: RunningApp) -> Any:
 # -- per-caller fields -----------------------------------------------------------------------
 
 
+@compiled_apps_only
 async def test_a_public_document_is_cached_across_callers(cached_app: RunningApp) -> None:
     """The control: without this, 'never a hit' below would prove nothing."""
-    if compiled_counts(cached_app) is None:
-        pytest.skip("the whole-operation cache serves planned documents only")
     first, _ = await post(cached_app.client, PUBLIC, USER_A)
     second, cache = await post(cached_app.client, PUBLIC, USER_B)
     assert cache == "hit"
@@ -210,10 +217,9 @@ async def test_a_permission_guarded_field_is_enforced(cached_app: RunningApp) ->
         assert again["data"] is None
 
 
+@compiled_apps_only
 async def test_the_planner_refuses_a_guarded_field_and_counts_why(cached_app: RunningApp) -> None:
     counts = compiled_counts(cached_app)
-    if counts is None:
-        pytest.skip("no planner on the standard executor")
     before = counts.unplanned["Query.vault has permission classes or extensions"]
     await post(cached_app.client, GUARDED, USER_A)
     assert counts.unplanned["Query.vault has permission classes or extensions"] == before + 1

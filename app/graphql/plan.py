@@ -311,8 +311,10 @@ class _Compiler:
             return arguments
         try:
             fixed = convert_field_arguments(self.schema, arguments, None)
-        except Exception as error:  # a literal the resolver's own checks refuse
-            raise Unsupported(str(error)) from None
+        except Exception:  # a literal the argument's own conversion refuses
+            # The reason names the field, not the literal: reasons are counted, and a count
+            # keyed by what clients send would grow without bound.
+            raise Unsupported(f"an argument of {node.name.value} does not convert") from None
         return Arguments(
             definition=definition, node=node, strawberry_arguments=field.arguments, fixed=fixed
         )
