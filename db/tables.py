@@ -207,7 +207,7 @@ api_keys = sa.Table(
 
 
 # The price model registry: every trained model with its validation metrics and artifact
-# (a pickle of app.pricing.PriceModel: written and read only by this service).
+# (a pickle of app.ml.PriceModel: written and read only by this service).
 price_models = sa.Table(
     "price_models",
     metadata,
