@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from app.cache import Resource
@@ -71,30 +72,38 @@ class RecentSalesKey:
     locality_id: int
     is_strata: bool
     limit: int
+    on_or_before: date | None = None
+    """Sales contracted on or before this date only (None: up to the newest)."""
 
 
-class RecentMarketSalesLoader(GroupedLoader[RecentSalesKey, tuple[bool, int], list[SaleRecord]]):
+class RecentMarketSalesLoader(
+    GroupedLoader[RecentSalesKey, tuple[bool, int, date | None], list[SaleRecord]]
+):
     """The latest market sales of a locality, of one kind (strata or not), newest first:
     the pool comparable sales are chosen from. One statement per kind for a whole batch."""
 
     resource = Resource.HISTORY
 
     def cache_key(self, key: RecentSalesKey) -> str:
-        return f"recent:{key.locality_id}:{int(key.is_strata)}:{key.limit}"
+        return f"recent:{key.locality_id}:{int(key.is_strata)}:{key.limit}:{key.on_or_before}"
 
     def tags(self, key: RecentSalesKey, value: list[SaleRecord]) -> Iterable[str]:
         # A sale recorded (or a property changed) in the locality invalidates `locality:<id>`.
         return (f"locality:{key.locality_id}",)
 
     @staticmethod
-    def arguments(key: RecentSalesKey) -> tuple[bool, int]:
-        return key.is_strata, key.limit
+    def arguments(key: RecentSalesKey) -> tuple[bool, int, date | None]:
+        return key.is_strata, key.limit, key.on_or_before
 
     async def fetch(
-        self, keys: Sequence[RecentSalesKey], arguments: tuple[bool, int]
+        self, keys: Sequence[RecentSalesKey], arguments: tuple[bool, int, date | None]
     ) -> list[list[SaleRecord]]:
-        is_strata, limit = arguments
+        is_strata, limit, on_or_before = arguments
         found = await recent_market_sales(
-            self.db, [k.locality_id for k in keys], is_strata=is_strata, limit=limit
+            self.db,
+            [k.locality_id for k in keys],
+            is_strata=is_strata,
+            limit=limit,
+            on_or_before=on_or_before,
         )
         return [found.get(k.locality_id, []) for k in keys]

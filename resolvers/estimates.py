@@ -11,10 +11,12 @@ import strawberry
 
 from app.context import Context, Info
 from app.errors import ConflictError, DomainError, ErrorCode, NotFoundError, UserInputError
+from app.estimates.service import ActiveModel
 from app.estimates.tasks import JobRunning
 from app.ml import Estimate, Subject
 from db.records import PropertyRecord, SaleRecord
 from db.repositories import price_models as registry_repo
+from db.repositories.price_models import JobRecord, ModelRecord
 from loaders.sales import RecentSalesKey
 from resolvers.admin import require_admin
 from resolvers.fields import Audience, batched
@@ -22,7 +24,7 @@ from resolvers.filters import check_name, check_postcode
 from schema.enums import PropertyNature
 from schema.estimates import PriceEstimate, PriceModelType, PropertyFeaturesInput, TrainingJob
 
-EARLIEST_AS_OF = date(2001, 1, 1)  # the data starts here
+EARLIEST_AS_OF = date(2001, 1, 1)  # the data starts here (comparable sales' lower bound)
 MAX_AREA_M2 = 10_000_000.0  # 1,000 ha: larger is a data error, not a residential lot
 MAX_COMPARABLES = 20
 _ZONING = re.compile(r"^[A-Za-z0-9 ._/-]{1,16}$")
@@ -31,32 +33,52 @@ _ZONING = re.compile(r"^[A-Za-z0-9 ._/-]{1,16}$")
 class NoActiveModel(DomainError):
     code = ErrorCode.SERVICE_UNAVAILABLE
 
-    def __init__(self) -> None:
-        super().__init__(
-            "No price model is active yet: an admin trains one with retrainModel.",
-            retryAfterSeconds=60,
-        )
+    def __init__(self, training: JobRecord | None = None) -> None:
+        if training is None:
+            message = "No price model is active yet: an admin trains one with retrainModel."
+        else:
+            since = training.started_at or training.created_at
+            message = (
+                f"No price model is active yet: one is training (job {training.id}, started "
+                f"{since:%Y-%m-%d %H:%M:%S} UTC); estimates answer once it finishes."
+            )
+        super().__init__(message, retryAfterSeconds=60)
 
 
-def check_as_of(as_of: date | None) -> date:
+async def active_model(context: Context) -> ActiveModel:
+    """The model this request estimates with; SERVICE_UNAVAILABLE (saying whether one is
+    training, and since when) when there is none."""
+    models = context.models
+    active = models.active if models is not None else None
+    if active is None:
+        raise NoActiveModel(await registry_repo.running_job(context.db))
+    return active
+
+
+def check_as_of(as_of: date | None, model: ModelRecord) -> date:
+    """`asOf` (default: today) within what the model can speak for: from the first day of its
+    data to today. Past its data is allowed and said (`extrapolatedDays`)."""
     today = datetime.now(UTC).date()
     if as_of is None:
         return today
-    if not EARLIEST_AS_OF <= as_of <= today:
+    if not model.data_from <= as_of <= today:
         raise UserInputError(
-            f"`asOf` must be between {EARLIEST_AS_OF} and today ({today}), got {as_of}",
+            f"`asOf` must be between {model.data_from} (where the price model's data starts) "
+            f"and today ({today}), got {as_of}",
             argument="asOf",
         )
     return as_of
 
 
-def _estimate(value: Estimate, version: int) -> PriceEstimate:
+def _estimate(value: Estimate, model: ModelRecord) -> PriceEstimate:
     return PriceEstimate(
         price=value.price,
         low=value.low,
         high=value.high,
-        model_version=version,
+        model_version=model.version,
         as_of=value.as_of,
+        data_to=model.data_to,
+        extrapolated_days=max(0, (value.as_of - model.data_to).days),
     )
 
 
@@ -68,26 +90,23 @@ async def estimate(
         date | None, strawberry.argument(description="The date of the estimate (default: today).")
     ] = None,
 ) -> list[PriceEstimate]:
-    when = check_as_of(as_of)
-    models = context.models
-    active = models.active if models is not None else None
-    if models is None or active is None:
-        raise NoActiveModel()
-    loader = context.loaders.estimates(models, active.version)
+    active = await active_model(context)
+    when = check_as_of(as_of, active.record)
+    assert context.models is not None  # active_model found one there
+    loader = context.loaders.estimates(context.models, active.version)
     loader.remember(parents)
     found = await loader.load_many([(p.id, when) for p in parents])
-    return [_estimate(value, active.version) for value in found]
+    return [_estimate(value, active.record) for value in found]
 
 
 async def estimate_price(
     info: Info, input: PropertyFeaturesInput, as_of: date | None = None
 ) -> PriceEstimate:
     context = info.context
-    when = check_as_of(as_of)
+    active = await active_model(context)
+    when = check_as_of(as_of, active.record)
     models = context.models
-    active = models.active if models is not None else None
-    if models is None or active is None:
-        raise NoActiveModel()
+    assert models is not None  # active_model found one there
     check_name(input.locality_name, "input.localityName")
     check_postcode(input.postcode, "input.postcode")
     if input.area_m2 is not None and not 0 < input.area_m2 <= MAX_AREA_M2:
@@ -127,7 +146,7 @@ async def estimate_price(
         street_name=input.street_name.strip().upper() if input.street_name else None,
     )
     (value,) = await models.predict([subject], when)
-    return _estimate(value, active.version)
+    return _estimate(value, active.record)
 
 
 COMPARABLE_POOL = 40
@@ -136,7 +155,16 @@ COMPARABLE_POOL = 40
 
 @batched(Audience.PUBLIC)
 async def comparable_sales(
-    parents: list[PropertyRecord], context: Context, first: int = 5
+    parents: list[PropertyRecord],
+    context: Context,
+    first: int = 5,
+    as_of: Annotated[
+        date | None,
+        strawberry.argument(
+            description="Only sales contracted on or before this date, as a valuer on that "
+            "day would see them (give the estimate's `asOf`); default: up to the newest."
+        ),
+    ] = None,
 ) -> list[list[SaleRecord]]:
     """At most two statements for any number of properties (one per kind present), and
     none for a locality and kind already read in this request (or cached)."""
@@ -144,8 +172,14 @@ async def comparable_sales(
         raise UserInputError(
             f"`first` must be between 1 and {MAX_COMPARABLES}, got {first}", argument="first"
         )
+    today = datetime.now(UTC).date()
+    if as_of is not None and not EARLIEST_AS_OF <= as_of <= today:
+        raise UserInputError(
+            f"`asOf` must be between {EARLIEST_AS_OF} and today ({today}), got {as_of}",
+            argument="asOf",
+        )
     pools = await context.loaders.recent_market_sales.load_many(
-        [RecentSalesKey(p.locality_id, p.is_strata, COMPARABLE_POOL) for p in parents]
+        [RecentSalesKey(p.locality_id, p.is_strata, COMPARABLE_POOL, as_of) for p in parents]
     )
     return [_closest(p, pool, first) for p, pool in zip(parents, pools, strict=True)]
 

@@ -22,6 +22,14 @@ class PriceEstimate:
     high: int
     model_version: int
     as_of: date
+    data_to: date = strawberry.field(
+        description="The last sale date the model was trained on: it knows the market up to here."
+    )
+    extrapolated_days: int = strawberry.field(
+        description="How many days `asOf` lies past `dataTo` (0: within the data). Past the "
+        "data the model holds its price index flat at the last months it saw, so the further "
+        "out, the less the estimate knows of the market since."
+    )
 
 
 @strawberry.input(description="A property we do not hold, described by its features.")

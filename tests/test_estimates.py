@@ -8,7 +8,7 @@ import contextlib
 import shutil
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from tests.support.apps import AppFactory, RunningApp, running_app
 from tests.support.credentials import ADMIN, bearer
 from tests.support.graphql import codes
 from tests.support.models import FAST_TRAINING
+from tests.support.reference import Reference
 from tests.support.settings import COMPILED_EXECUTION, settings_for
 
 PAGE = """query($first: Int!, $asOf: Date) { properties(first: $first, filter: {postcode: "2044"}) {
@@ -90,10 +91,46 @@ async def test_a_page_of_estimates_costs_one_statement_and_one_model_call(
         assert high_half > low_half
 
 
-async def test_estimates_default_to_today(estimating: RunningApp) -> None:
-    body = await post(estimating, PAGE % ESTIMATE, first=2)
-    today = datetime.now(UTC).date().isoformat()
-    assert [n["estimate"]["asOf"] for n in body["data"]["properties"]["nodes"]] == [today] * 2
+async def model_window(app: RunningApp) -> tuple[date, date]:
+    """(dataFrom, dataTo) of the active model."""
+    listed = (await post(app, "{ models { active dataFrom dataTo } }", ADMIN))["data"]["models"]
+    (active,) = [m for m in listed if m["active"]]
+    return date.fromisoformat(active["dataFrom"]), date.fromisoformat(active["dataTo"])
+
+
+async def test_estimates_default_to_today_and_say_how_far_past_the_data(
+    estimating: RunningApp,
+) -> None:
+    query = PAGE % "estimate(asOf: $asOf) { asOf dataTo extrapolatedDays }"
+    body = await post(estimating, query, first=2)
+    today = datetime.now(UTC).date()
+    _, data_to = await model_window(estimating)
+    assert [n["estimate"] for n in body["data"]["properties"]["nodes"]] == [
+        {
+            "asOf": today.isoformat(),
+            "dataTo": data_to.isoformat(),
+            "extrapolatedDays": (today - data_to).days,
+        }
+    ] * 2
+    within = await post(estimating, query, first=1, asOf=(data_to - timedelta(days=30)).isoformat())
+    assert within["data"]["properties"]["nodes"][0]["estimate"]["extrapolatedDays"] == 0
+
+
+async def test_an_as_of_before_the_models_data_is_refused(estimating: RunningApp) -> None:
+    data_from, _ = await model_window(estimating)
+    before = (data_from - timedelta(days=1)).isoformat()
+    for body in (
+        await post(estimating, PAGE % ESTIMATE, first=1, asOf=before),
+        await post(
+            estimating,
+            ESTIMATE_PRICE,
+            input={"localityName": "Tempe", "postcode": "2044", "isStrata": False},
+            asOf=before,
+        ),
+    ):
+        assert codes(body) == ["BAD_USER_INPUT"], body
+        assert body["errors"][0]["extensions"]["argument"] == "asOf"
+        assert str(data_from) in body["errors"][0]["message"]
 
 
 async def test_cached_estimates_and_a_new_sale_invalidates_them(
@@ -198,6 +235,44 @@ async def test_comparable_sales(estimating: RunningApp) -> None:
     assert codes(too_many) == ["BAD_USER_INPUT"]
 
 
+async def test_comparable_sales_as_of_a_date_list_only_sales_until_then(
+    estimating: RunningApp, reference: Reference
+) -> None:
+    """As a valuer on that day would see them: nothing contracted after `asOf`, and the
+    newest market sales of the locality's kind up to it (checked against the CSV files)."""
+    query = """query($asOf: Date) { properties(first: 5, filter: {postcode: "2044", isStrata: false})
+        { nodes { id comparableSales(first: 20, asOf: $asOf) { contractDate dealingNumber } } } }"""
+    as_of = date(2015, 6, 30)
+    then = await post(estimating, query, asOf=as_of.isoformat())
+    now = await post(estimating, query)
+    assert "errors" not in then, then
+    dates = [
+        date.fromisoformat(sale["contractDate"])
+        for node in then["data"]["properties"]["nodes"]
+        for sale in node["comparableSales"]
+    ]
+    assert dates
+    assert max(dates) <= as_of
+    by_dealing = {sale.dealing_number: sale for sale in reference.sales}
+    for node in then["data"]["properties"]["nodes"]:
+        for sale in node["comparableSales"]:
+            source = by_dealing[sale["dealingNumber"]]
+            assert source.is_market
+            assert source.contract_date <= as_of
+            assert source.locality == ("TEMPE", "2044")
+    assert (
+        max(
+            date.fromisoformat(sale["contractDate"])
+            for node in now["data"]["properties"]["nodes"]
+            for sale in node["comparableSales"]
+        )
+        > as_of
+    )
+    bad = await post(estimating, query, asOf="1999-12-31")
+    assert codes(bad) == ["BAD_USER_INPUT"]
+    assert bad["errors"][0]["extensions"]["argument"] == "asOf"
+
+
 @EXECUTORS
 async def test_comparable_sales_of_a_page_cost_one_statement(
     postgres_url: str, executor: str
@@ -286,6 +361,12 @@ async def test_first_start_trains_a_model_in_the_background(
         assert job is not None
         assert job.activate
         assert job.status in ("QUEUED", "RUNNING")
+        # Estimates say that one is training, and since when, rather than "train one".
+        body = await post(app, PAGE % ESTIMATE, first=1)
+        assert codes(body) == ["SERVICE_UNAVAILABLE"]
+        message = body["errors"][0]["message"]
+        assert f"one is training (job {job.id}, started" in message, message
+        assert "retrainModel" not in message
     # Stopping the service stops the training with it, and says so.
     stopped = await job_of(app.state.db, job.id)
     assert stopped is not None

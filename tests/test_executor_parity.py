@@ -6,7 +6,7 @@ gets an inline fragment per implementation), with real ids and small pages from 
 data. Adding a field to the schema adds it here; a field this walk cannot reach fails the
 coverage test instead of going unchecked. Two apps over the same PostgreSQL database, one
 with compiled plans and one with Strawberry's executor only, must give identical bodies
-and spend the same number of SQL statements, and the compiled app must have run the plan
+(but for the statement count, see below), and the compiled app must have run the plan
 (counted) wherever the planner can plan.
 """
 
@@ -92,12 +92,11 @@ class Walk:
             arguments = self.args.get((type_.name, name), "")
             if is_leaf_type(named):
                 parts.append(name + arguments)
-                self.reached.add((type_.name, name))
             elif named.name in path:
                 continue  # reached where it is first met; below itself only leaves
             else:
                 parts.append(f"{name}{arguments} {{ {self.sub_selection(named, path)} }}")
-                self.reached.add((type_.name, name))
+            self.reached.add((type_.name, name))
         return " ".join(parts)
 
     def sub_selection(self, named: Any, path: tuple[str, ...]) -> str:
@@ -255,10 +254,12 @@ async def test_generated_documents_answer_identically_on_both_executors(
         if ("Query", root) in PROCESS_STATE:
             assert "errors" not in mine, (root, mine["errors"])
             continue
-        mine_statements = mine.pop("extensions", {}).get("sqlStatements")
-        reference_statements = reference.pop("extensions", {}).get("sqlStatements")
+        # Statement counts are left out: which loads of a DataLoader share a batch depends on
+        # when the statements before them return, so a deep document may cost one more or
+        # one fewer on either executor. The statement-count tests bound them on both.
+        mine.pop("extensions", None)
+        reference.pop("extensions", None)
         assert orjson.dumps(mine) == orjson.dumps(reference), root
-        assert mine_statements == reference_statements, (root, document)
         if counts.compiled > before:
             planned.add(root)
     # Everything public and batched is planned; the other roots are admin and account fields

@@ -144,6 +144,15 @@ class Trainer:
                 finished_at=datetime.now(UTC),
                 model_version=record.version,
             )
+            # Logged at the level of "training one in the background" (start_if_registry_empty):
+            # whoever saw that one started needs to see it end.
+            logger.warning(
+                "training job %s finished: price model version %s (MdAPE %.1f%%)%s",
+                job.id,
+                record.version,
+                100 * float(trained.metrics.get("mdape", float("nan"))),
+                ", now served" if job.activate else "; activateModel serves it",
+            )
         except Exception as error:
             logger.exception("training job %s failed", job.id)
             await repo.update_job(

@@ -10,7 +10,7 @@ expanding `IN (...)` and a ROW_NUMBER() window, which it plans well.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -70,9 +70,11 @@ async def first_n_per_key(
     after: Sequence[Any] | None,
     limit: int,
     make: Callable[..., R],
+    parameters: Mapping[str, Any] | None = None,
 ) -> dict[int, list[R]]:
     """The first `limit` rows of each key in `order` (optionally after a cursor), in one
-    statement for the whole batch. `where` must be constant: the statement is built once."""
+    statement for the whole batch. `where` must be constant (the statement is built once per
+    `name`): values that vary go in as bind parameters, given in `parameters`."""
 
     def build() -> sa.Select[Any]:
         conditions = [*where]
@@ -113,7 +115,7 @@ async def first_n_per_key(
         )
 
     statement = cached_statement((name, db.dialect, order.name, after is not None), build)
-    params: dict[str, Any] = {"keys": list(keys), "limit": limit}
+    params: dict[str, Any] = {"keys": list(keys), "limit": limit, **(parameters or {})}
     if after is not None:
         params |= order.parameter_values(after)
     grouped: dict[int, list[R]] = defaultdict(list)

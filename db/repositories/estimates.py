@@ -45,23 +45,35 @@ async def market_history(
 
 
 async def recent_market_sales(
-    db: Database, locality_ids: Sequence[int], *, is_strata: bool, limit: int
+    db: Database,
+    locality_ids: Sequence[int],
+    *,
+    is_strata: bool,
+    limit: int,
+    on_or_before: date | None = None,
 ) -> dict[int, list[SaleRecord]]:
     """The `limit` most recent market sales of each locality, of one kind (strata or not),
-    newest first: one statement for the whole batch (a LATERAL over the localities on
-    PostgreSQL, served by the (locality_id, contract_date) index of market sales)."""
+    newest first, contracted on or before `on_or_before` when given: one statement for the
+    whole batch (a LATERAL over the localities on PostgreSQL, served by the
+    (locality_id, contract_date) index of market sales)."""
+    kind = "strata" if is_strata else "houses"
+    until: tuple[sa.ColumnElement[bool], ...] = ()
+    if on_or_before is not None:
+        until = (s.c.contract_date <= sa.bindparam("on_or_before", type_=sa.Date()),)
     return await first_n_per_key(
         db,
-        name="recent_market_strata" if is_strata else "recent_market_houses",
+        name=f"recent_market_{kind}" + ("_until" if until else ""),
         columns=SALE_COLUMNS,
         key=s.c.locality_id,
         keys=locality_ids,
         where=(
             s.c.is_market_sale,
             s.c.is_strata == sa.true() if is_strata else s.c.is_strata == sa.false(),
+            *until,
         ),
         order=SALES_NEWEST_FIRST,
         after=None,
         limit=limit,
         make=SaleRecord,
+        parameters={"on_or_before": on_or_before} if until else None,
     )
