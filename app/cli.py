@@ -9,9 +9,12 @@ import argparse
 import asyncio
 import re
 import sys
+import threading
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
@@ -20,11 +23,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.settings import InitialLoad, Settings, get_settings
 from db.engine import Database, create_engine
-from db.ingest.loader import LoadSummary, SalesLoader
+from db.ingest.loader import LoadProgress, LoadSummary, SalesLoader
 from db.ingest.readers import SourceError, is_sale_file, read_districts, read_gazetteer
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 YEAR_IN_NAME = re.compile(r"(?<!\d)(\d{4})(?!\d)")
 REJECTS_SHOWN_PER_REASON = 5
+PROGRESS_EVERY_S = 10.0
+"""How often the load prints a progress line when its output is not a terminal."""
 
 
 class CliError(Exception):
@@ -96,6 +104,99 @@ class RejectPrinter:
             print(f"rejected: more rows with {reason!r} (counted in the summary)", file=sys.stderr)
 
 
+def _size(n: float) -> str:
+    return f"{n / 1e6:,.1f} MB" if n >= 1e5 else f"{n / 1e3:,.1f} kB"
+
+
+class LineProgress:
+    """Progress as lines, for output that is not a terminal (a log, a container): one line
+    per file read, one per long step (a merge, the index rebuild), and one every `every_s`
+    seconds in between; each with the rows read so far and their rate."""
+
+    def __init__(
+        self,
+        total_bytes: int,
+        files: int,
+        *,
+        every_s: float = PROGRESS_EVERY_S,
+        out: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.total_bytes = total_bytes
+        self.files = files
+        self.every_s = every_s
+        self.out = out
+        self.clock = clock
+        self.started = self.last_line = clock()
+        self.bytes_done = 0
+        self.rows_done = 0
+        self.files_done = 0
+        self._lock = threading.Lock()  # `advance` comes from the reader's thread
+
+    def _print(self, text: str) -> None:
+        print(f"Loading sales: {text}", file=self.out or sys.stdout, flush=True)
+
+    def _status(self, now: float) -> str:
+        elapsed = now - self.started
+        share = f"{self.bytes_done / self.total_bytes:.0%} of " if self.total_bytes else ""
+        rate = self.rows_done / elapsed if elapsed > 0 else 0.0
+        return (
+            f"{self.rows_done:,} rows so far ({rate:,.0f} rows/s), {share}"
+            f"{_size(self.total_bytes)} read, {elapsed:,.0f} s"
+        )
+
+    def _tick(self) -> None:
+        now = self.clock()
+        if now - self.last_line >= self.every_s:
+            self.last_line = now
+            self._print(self._status(now))
+
+    def advance(self, n: int) -> None:
+        with self._lock:
+            self.bytes_done += n
+            self._tick()
+
+    def rows(self, n: int) -> None:
+        with self._lock:
+            self.rows_done += n
+            self._tick()
+
+    def file_done(self, path: Path, *, skipped: bool) -> None:
+        with self._lock:
+            self.files_done += 1
+            self.last_line = now = self.clock()
+            what = "skipped (loaded before)" if skipped else "read"
+            self._print(
+                f"file {self.files_done}/{self.files} {path.name} {what}: {self._status(now)}"
+            )
+
+    def phase(self, text: str) -> None:
+        with self._lock:
+            self.last_line = now = self.clock()
+            self._print(f"{text} ({now - self.started:,.0f} s)")
+
+
+class BarProgress:
+    """Progress as a tqdm bar (on a terminal): bytes read, rows and the current step."""
+
+    def __init__(self, bar: tqdm[Any]) -> None:
+        self.bar = bar
+        self.rows_done = 0
+
+    def advance(self, n: int) -> None:
+        self.bar.update(n)
+
+    def rows(self, n: int) -> None:
+        self.rows_done += n
+        self.bar.set_postfix_str(f"{self.rows_done:,} rows", refresh=False)
+
+    def file_done(self, path: Path, *, skipped: bool) -> None:
+        pass
+
+    def phase(self, text: str) -> None:
+        self.bar.set_postfix_str(f"{self.rows_done:,} rows; {text}")
+
+
 async def load_sales(
     settings: Settings,
     files: Sequence[Path],
@@ -104,6 +205,8 @@ async def load_sales(
     force: bool = False,
     show_progress: bool = True,
 ) -> LoadSummary:
+    """`show_progress`: a bar on a terminal (tqdm writes to stderr), else progress lines on
+    stdout."""
     from tqdm import tqdm
 
     data_dir = settings.data_dir
@@ -118,14 +221,16 @@ async def load_sales(
     )
     total = sum(f.stat().st_size for f in files)
     try:
-        with tqdm(
-            total=total,
-            unit="B",
-            unit_scale=True,
-            desc="Loading sales",
-            disable=None if show_progress else True,
-        ) as bar:
-            summary = await loader.load(files, force=force, progress=bar.update)
+        if show_progress and sys.stderr.isatty():
+            with tqdm(total=total, unit="B", unit_scale=True, desc="Loading sales") as bar:
+                shown = BarProgress(bar)
+                summary = await loader.load(files, force=force, progress=shown)
+                shown.phase("done")
+        else:
+            progress: LoadProgress | None = (
+                LineProgress(total, len(files)) if show_progress else None
+            )
+            summary = await loader.load(files, force=force, progress=progress)
     finally:
         await db.dispose()
     if summary.sales_inserted or summary.sales_restated:
@@ -311,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--localities", help="only these localities, comma-separated (test slices)")
     load.add_argument("--force", action="store_true", help="re-read files already loaded")
     load.add_argument("--no-migrate", action="store_true", help="do not upgrade the schema first")
-    load.add_argument("--quiet", action="store_true", help="no progress bar")
+    load.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
     load.set_defaults(handler=cmd_load_data)
 
     train = commands.add_parser("train", help="train a price model and add it to the registry")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import io
+import os
+import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from app.cli import load_sales, main, sale_files
+from app.cli import LineProgress, load_sales, main, sale_files
 from app.settings import get_settings
 from db.engine import Database, create_engine
 from db.ingest.readers import CSV_COLUMNS
@@ -21,7 +25,7 @@ from tests.support.apps import running_app
 from tests.support.databases import SLICE, create_pg_database, drop_pg_database
 from tests.support.graphql import gql
 from tests.support.reference import Reference
-from tests.support.settings import settings_for
+from tests.support.settings import DATA_DIR, settings_for
 
 
 async def count_rows(url: str) -> tuple[int, int]:
@@ -235,6 +239,58 @@ def test_malformed_rows_are_reported_with_file_and_line_and_the_rest_loads(
         990005: ["MULTI_PARCEL"],
         990010: [],
     }
+
+
+def test_a_load_whose_output_is_not_a_terminal_prints_progress_lines(tmp_path: Path) -> None:
+    """In a log or a container there is no bar (tqdm draws on a terminal only): the load
+    prints a line per file, per merge and every few seconds, with rows and rate."""
+    files = [
+        write_csv(
+            tmp_path / f"sales_{n}.csv",
+            [good_row(property_id=f"99{n}{i:03}", dealing_number=f"Q{n}{i}") for i in range(3)],
+        )
+        for n in (1, 2)
+    ]
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'progress.sqlite3'}",
+        "PROPINTEL_DATA_DIR": str(DATA_DIR.resolve()),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "load-data", *map(str, files)],
+        capture_output=True,  # pipes, not a terminal
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    progress = [line for line in done.stdout.splitlines() if line.startswith("Loading sales: ")]
+    assert progress[0].startswith("Loading sales: file 1/2 sales_1.csv read: 3 rows so far (")
+    assert progress[1].startswith("Loading sales: file 2/2 sales_2.csv read: 6 rows so far (")
+    assert " rows/s), 100% of " in progress[1]
+    assert "Loading sales: merging 6 staged rows into the tables" in progress[2]
+    assert "sales inserted 6" in done.stdout
+    assert "\r" not in done.stdout + done.stderr  # no bar redrawn into the log
+
+
+def test_progress_lines_come_every_few_seconds_while_a_file_is_read() -> None:
+    now = [0.0]
+    out = io.StringIO()
+    progress = LineProgress(2_000_000, 1, every_s=10, out=out, clock=lambda: now[0])
+    progress.advance(500_000)
+    progress.rows(50_000)  # nothing yet: less than 10 s in
+    now[0] = 10.0
+    progress.advance(500_000)  # 10 s: a line
+    now[0] = 15.0
+    progress.rows(50_000)  # 5 s after the last line: nothing
+    now[0] = 21.0
+    progress.rows(0)
+    assert out.getvalue().splitlines() == [
+        "Loading sales: 50,000 rows so far (5,000 rows/s), 50% of 2.0 MB read, 10 s",
+        "Loading sales: 100,000 rows so far (4,762 rows/s), 50% of 2.0 MB read, 21 s",
+    ]
 
 
 @pytest.mark.parametrize(

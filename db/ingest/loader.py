@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -37,6 +37,22 @@ RejectHandler = Any  # Callable[[SourceError], None]; Any keeps it callable from
 # Secondary indexes rebuilt after a load into an empty database (unique ones stay: the merge's
 # ON CONFLICT needs them).
 BULK_INDEXED_TABLES = (tables.properties, tables.sales)
+
+
+class LoadProgress(Protocol):
+    """What a load reports while it runs (app/cli.py shows it as a bar or as log lines)."""
+
+    def advance(self, n: int) -> object:
+        """`n` more bytes of the files consumed (called from the reader's thread)."""
+
+    def rows(self, n: int) -> object:
+        """`n` more rows read and validated."""
+
+    def file_done(self, path: Path, *, skipped: bool) -> object:
+        """Every row of `path` is read (`skipped`: loaded before, by checksum)."""
+
+    def phase(self, text: str) -> object:
+        """A step that reads no file and may take a while: a merge, the index rebuild."""
 
 
 @dataclass
@@ -161,12 +177,14 @@ class SalesLoader:
         self.merge_rows = merge_rows
         self.bulk_merge_rows = bulk_merge_rows
         self.on_reject = on_reject
+        self.progress: LoadProgress | None = None
         self._locality_ids: dict[LocalityKey, int] = {}
 
     async def load(
-        self, paths: Sequence[Path], *, force: bool = False, progress: Progress | None = None
+        self, paths: Sequence[Path], *, force: bool = False, progress: LoadProgress | None = None
     ) -> LoadSummary:
         summary = LoadSummary()
+        self.progress = progress
         started = time.perf_counter()
         async with self.db.begin() as conn:
             await self._read_localities(conn)
@@ -186,6 +204,8 @@ class SalesLoader:
                     await self._load_file(path, batch, force=force, progress=progress)
                 await batch.flush()
         finally:
+            if bulk and progress is not None:
+                progress.phase("building the indexes")
             async with self.db.begin() as conn:
                 await self._create_missing_indexes(conn)
         async with self.db.begin() as conn:
@@ -238,20 +258,21 @@ class SalesLoader:
         self._locality_ids = {(r.name, r.postcode): r.id for r in rows}
 
     async def _load_file(
-        self, path: Path, batch: _StagingBatch, *, force: bool, progress: Progress | None
+        self, path: Path, batch: _StagingBatch, *, force: bool, progress: LoadProgress | None
     ) -> None:
         sha256, size = await asyncio.to_thread(_file_digest, path)
         if not force and await self._already_loaded(sha256):
             batch.summary.files_skipped += 1
             if progress is not None:
-                progress(size)
+                progress.advance(size)
+                progress.file_done(path, skipped=True)
             return
         chunks = prepare_chunks(
             path,
             districts=self.districts,
             localities=self.only_localities,
             chunk_size=self.chunk_size,
-            progress=progress,
+            progress=progress.advance if progress is not None else None,
         )
         record = FileRecord(path.name, sha256)
         upcoming = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
@@ -261,10 +282,14 @@ class SalesLoader:
                 self._reject(batch.summary, reject)
             record.rows_read += chunk.rows_read
             record.rows_rejected += len(chunk.rejects)
+            if progress is not None:
+                progress.rows(chunk.rows_read)
             if chunk.rows:
                 await batch.stage(await self._with_locality_ids(chunk.rows, batch.summary), record)
         batch.summary.rows_read += record.rows_read
         batch.summary.files_loaded += 1
+        if progress is not None:
+            progress.file_done(path, skipped=False)
         await batch.file_done(record)
 
     async def _already_loaded(self, sha256: str) -> bool:
@@ -407,6 +432,8 @@ class _StagingBatch:
         return await self.conn.execute(sa.text(statement))
 
     async def _merge(self) -> None:
+        if self.loader.progress is not None:
+            self.loader.progress.phase(f"merging {self.staged:,} staged rows into the tables")
         if not self.conn.in_transaction():
             await self.conn.begin()
         if self.is_postgresql:
