@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache, lru_cache
+from typing import Any
 
 import strawberry
+from graphql import validate
 from strawberry.extensions import (
     AddValidationRules,
     ParserCache,
@@ -12,7 +15,10 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
+from app.settings.query_limits import MAX_VALIDATION_ERRORS
 from db.records import LocalityRecord, Page, PropertyRecord, SaleRecord
 from resolvers import accounts, estimates, localities, mutations, node, properties
 from resolvers import admin as admin_resolvers
@@ -120,6 +126,27 @@ class Mutation:
     set_user_role: UserType = strawberry.field(resolver=accounts.set_user_role)
 
 
+@cache
+def _bounded_validation(maxsize: int) -> Callable[..., Any]:
+    @lru_cache(maxsize=maxsize)
+    def validate_document(schema: Any, document: Any, rules: tuple[Any, ...]) -> Any:
+        # Strawberry's validate_document, with graphql-core's bound on errors.
+        rules = (*rules, MaybeNullValidationRule, OneOfInputValidationRule)
+        return validate(schema, document, rules, max_errors=MAX_VALIDATION_ERRORS)
+
+    return validate_document
+
+
+class BoundedValidationCache(ValidationCache):
+    """Strawberry's ValidationCache, stopping at MAX_VALIDATION_ERRORS errors (then one saying
+    so): a document's mistakes cannot fill its answer. Compiled plans never report
+    validation errors (they leave such documents to Strawberry), so both executors agree."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize)
+        self.cached_validate_document = _bounded_validation(maxsize)
+
+
 def build_schema(
     *,
     count_statements: bool,
@@ -134,7 +161,7 @@ def build_schema(
     # (the caches live at module level; these factories only look them up).
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: ParserCache(maxsize=512),
-        lambda: ValidationCache(maxsize=512),
+        lambda: BoundedValidationCache(maxsize=512),
     ]
     if production:
         extensions.insert(0, lambda: AddValidationRules([NoSchemaIntrospection]))

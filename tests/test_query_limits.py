@@ -11,7 +11,10 @@ import httpx
 import pytest
 
 from app.auth.principal import Role
+from app.graphql.query_limits import QueryAnalyzer
 from app.settings import Settings
+from app.settings.query_limits import DEFAULTS, MAX_VALIDATION_ERRORS
+from schema import build_schema
 from tests.support.apps import running_app
 from tests.support.credentials import bearer
 from tests.support.settings import settings_for
@@ -85,12 +88,80 @@ async def test_aliases_fields_directives_and_tokens(limited: httpx.AsyncClient) 
     assert "errors" not in (await post(limited, {"query": aliases}, USER)).json()
     duplicated = "{ " + "__typename " * 401 + "}"
     refused(await post(limited, {"query": duplicated}), "max_fields")
-    directives = "{ __typename" + " @include(if: true)" * 31 + " }"
+    directives = "{ " + "__typename @include(if: true) " * 5 + "}"
     refused(await post(limited, {"query": directives}), "max_directives")
+    assert "errors" not in (await post(limited, {"query": directives}, USER)).json()
     tokens = " ".join(f"query Q{i} {{ __typename }}" for i in range(450))
     refused(await post(limited, {"query": tokens, "operationName": "Q1"}), "max_tokens")
     huge = "{ __typename }" + " " * 30_000
     refused(await post(limited, {"query": huge}), "max_query_bytes")
+
+
+COP_DIRECTIVES = "query cop { __typename @aa@aa@aa@aa@aa@aa@aa@aa@aa@aa }"
+"""graphql-cop's directive-overloading probe (tests/test_graphql_cop.py)."""
+
+
+def test_every_role_refuses_graphql_cops_directive_probe() -> None:
+    analyzer = QueryAnalyzer(
+        build_schema(count_statements=False)._schema, default_page_size=20, max_tokens=20_000
+    )
+    for role, limits in DEFAULTS.items():
+        assert limits.max_directives < 10, role
+        for probe in (COP_DIRECTIVES, "query cop { __typename " + "@skip(if:true)" * 10 + " }"):
+            violation = analyzer.check(probe, "cop", None, limits)
+            assert violation is not None, (role, probe)
+            assert (violation.limit, violation.value) == ("max_directives", 10), (role, probe)
+
+
+async def test_directives_are_refused_before_validation(limited: httpx.AsyncClient) -> None:
+    """One QUERY_TOO_COMPLEX error, not one validation error per unknown directive, for every
+    role; the count is of the whole document, where validation would look."""
+    for headers in (None, USER, ADMIN):
+        response = await post(limited, {"query": COP_DIRECTIVES, "operationName": "cop"}, headers)
+        error = refused(response, "max_directives")
+        assert len(response.json()["errors"]) == 1
+        assert error["extensions"]["value"] == 10
+    at = "@include(if: true)"
+    elsewhere = {
+        "a fragment no operation spreads": f"{{ __typename }} fragment F on Query {{ __typename {at * 5} }}",
+        "another operation": f"query A {{ __typename }} query B {{ __typename {at * 5} }}",
+        "variable definitions": "query($a: Int " + "@aa " * 5 + ") { __typename }",
+        "the operation itself": "query Q " + "@aa " * 5 + "{ __typename }",
+    }
+    for where, query in elsewhere.items():
+        payload = {"query": query, "operationName": "A" if "query A" in query else None}
+        error = refused(await post(limited, payload), "max_directives")
+        assert error["extensions"]["value"] == 5, where
+    # An honest document: a field or two shown on a condition.
+    honest = """query($withSales: Boolean!) { properties(first: 2) { nodes { id
+      address @include(if: true) sales(first: 1) @include(if: $withSales) { nodes { price } }
+      locality @skip(if: $withSales) { name } } } }"""
+    body = (await post(limited, {"query": honest, "variables": {"withSales": True}})).json()
+    assert "errors" not in body, body
+    assert len(body["data"]["properties"]["nodes"]) == 2
+
+
+async def test_validation_errors_are_bounded(sqlite_url: str) -> None:
+    """However many mistakes a document makes (here 300 unknown fields, within the field
+    limit), its answer holds MAX_VALIDATION_ERRORS of them and one saying validation stopped;
+    the same body from both executors."""
+    query = "{ " + " ".join(f"nosuchfield{i}" for i in range(300)) + " }"
+    bodies = []
+    for compiled in (True, False):
+        async with running_app(
+            settings_for(sqlite_url, PROPINTEL_COMPILED_EXECUTION=compiled)
+        ) as app:
+            response = await post(app.client, {"query": query})
+            assert response.status_code == 200
+            bodies.append(response.json())
+            batch = (await post(app.client, [{"query": query}] * 2)).json()
+            assert [len(answer["errors"]) for answer in batch] == [MAX_VALIDATION_ERRORS + 1] * 2
+    assert bodies[0] == bodies[1]
+    errors = bodies[0]["errors"]
+    assert len(errors) == MAX_VALIDATION_ERRORS + 1
+    assert errors[0]["message"] == "Cannot query field 'nosuchfield0' on type 'Query'."
+    assert errors[-1]["message"].startswith("Too many validation errors")
+    assert {e["extensions"]["code"] for e in errors} == {"GRAPHQL_VALIDATION_FAILED"}
 
 
 async def test_fragment_bombs_stop_at_the_field_limit(limited: httpx.AsyncClient) -> None:

@@ -1,12 +1,14 @@
 """Measures a GraphQL document against a role's limits before anything executes.
 
-One walk over the chosen operation, fragments inlined, measures depth, aliases, field
-selections (duplicates included), directives and cost. Cost is what the answer may hold: a
-field inside connections costs the product of their page sizes (`first`: the literal, the
-variable's value, or the argument's default), so nested pages are priced as the rows they
-fetch. The walk stops at the first limit exceeded, so a fragment bomb costs at most
-`max_fields` steps. Documents the parser rejects, or that name unknown fields, pass through:
-validation reports those with its usual errors.
+The lexer's pass counts the document's tokens and its directives (every `@`: unknown ones
+and those in parts that never run count, since validation reports an error for each). One
+walk over the chosen operation, fragments inlined, measures depth, aliases, field
+selections (duplicates included), the directives it applies and cost. Cost is what the
+answer may hold: a field inside connections costs the product of their page sizes (`first`:
+the literal, the variable's value, or the argument's default), so nested pages are priced as
+the rows they fetch. The walk stops at the first limit exceeded, so a fragment bomb costs at
+most `max_fields` steps. Documents the parser rejects, or that name unknown fields, pass
+through: validation reports those with its usual errors (at most MAX_VALIDATION_ERRORS).
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ class ParsedDocument:
     tokens: int
     document: DocumentNode | None
     """None when the text does not parse (the executor reports the syntax error)."""
+    directives: int = 0
+    """`@` tokens among the tokens counted."""
 
 
 _UNKNOWN = object()
@@ -134,6 +138,8 @@ class QueryAnalyzer:
         parsed = self.parse(query)
         if parsed.tokens > limits.max_tokens:
             return Violation("max_tokens", parsed.tokens, limits.max_tokens), False
+        if parsed.directives > limits.max_directives:
+            return Violation("max_directives", parsed.directives, limits.max_directives), False
         if parsed.document is None:
             return None, False
         operation, fragments = _operation(parsed.document, operation_name)
@@ -187,22 +193,30 @@ class QueryAnalyzer:
 
     def _parse(self, query: str) -> ParsedDocument:
         try:
-            tokens = _count_tokens(query, self.max_tokens + 1)
-            if tokens > self.max_tokens:
-                return ParsedDocument(tokens, None)
-            return ParsedDocument(tokens, parse(query, no_location=True))
+            tokens, directives = _count_tokens(query, self.max_tokens + 1)
         except GraphQLError:
             return ParsedDocument(0, None)
+        if tokens > self.max_tokens:
+            return ParsedDocument(tokens, None, directives)
+        try:
+            return ParsedDocument(tokens, parse(query, no_location=True), directives)
+        except GraphQLError:
+            return ParsedDocument(tokens, None, directives)
 
 
-def _count_tokens(query: str, cap: int) -> int:
+def _count_tokens(query: str, cap: int) -> tuple[int, int]:
+    """(tokens, `@` tokens among them), counting stops at `cap` tokens. In an executable
+    document each `@` begins a directive."""
     lexer = Lexer(Source(query))
-    count = 0
+    count = directives = 0
     while count < cap:
-        if lexer.advance().kind is TokenKind.EOF:
+        kind = lexer.advance().kind
+        if kind is TokenKind.EOF:
             break
+        if kind is TokenKind.AT:
+            directives += 1
         count += 1
-    return count
+    return count, directives
 
 
 def _operation(
