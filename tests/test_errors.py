@@ -133,6 +133,62 @@ async def test_variables_that_do_not_coerce_are_bad_user_input(client: httpx.Asy
     assert "$n" in too_big.errors[0]["message"]
 
 
+@pytest.mark.parametrize(
+    ("query", "variables", "argument", "message"),
+    [
+        (
+            'query($d: Date) { locality(name: "Tempe", postcode: "2044") {'
+            " stats(from: $d) { salesCount } } }",
+            {"d": "not a date"},
+            "from",
+            "Variable '$d' (argument `from` of `stats`) has invalid value: Value cannot "
+            "represent a Date: \"not a date\". Invalid isoformat string: 'not a date'",
+        ),
+        (
+            "query($f: PropertyFilter) { properties(filter: $f) { nodes { id } } }",
+            {"f": {"soldAfter": "31/12/2024"}},
+            "filter",
+            "Variable '$f' (argument `filter` of `properties`) has invalid value at .soldAfter: "
+            'Value cannot represent a Date: "31/12/2024".',
+        ),
+        (
+            "query($d: Date) { properties(filter: {soldBefore: $d}) { nodes { id } } }",
+            {"d": 20240101},
+            "filter.soldBefore",
+            "Variable '$d' (argument `filter.soldBefore` of `properties`) has invalid value",
+        ),
+        (
+            "query($n: Int) { localities(first: $n) { nodes { name } } }",
+            {"n": "ten"},
+            "first",
+            "Variable '$n' (argument `first` of `localities`) has invalid value",
+        ),
+    ],
+)
+async def test_a_bad_variable_is_named_with_the_argument_it_is_given_to(
+    executor_client: httpx.AsyncClient,
+    query: str,
+    variables: dict[str, object],
+    argument: str,
+    message: str,
+) -> None:
+    response = await gql(executor_client, query, **variables)
+    assert response.data is None
+    (error,) = response.errors
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "argument": argument}
+    assert error["message"].startswith(message), error["message"]
+
+
+async def test_a_variable_given_to_two_arguments_names_both(client: httpx.AsyncClient) -> None:
+    query = """query($d: Date) { locality(name: "Tempe", postcode: "2044") {
+        stats(from: $d, to: $d) { salesCount } } }"""
+    (error,) = (await gql(client, query, d="yesterday")).errors
+    assert error["extensions"] == {"code": "BAD_USER_INPUT"}  # no one argument to name
+    assert error["message"].startswith(
+        "Variable '$d' (argument `from` of `stats`, argument `to` of `stats`) has invalid value"
+    )
+
+
 async def test_non_json_body_is_a_clear_400_not_a_500(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/graphql", content=b"{not json", headers={"content-type": "application/json"}

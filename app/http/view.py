@@ -27,6 +27,8 @@ from app.estimates.service import ModelRegistry
 from app.estimates.tasks import Trainer
 from app.graphql.executor import CompiledExecutor
 from app.graphql.plan import OperationPlan
+from app.http.graphiql import graphiql_page
+from app.http.variables import name_the_argument
 from app.resilience.deadline import deadline_in
 from app.settings import Profile, Settings
 from db.engine import Database
@@ -231,6 +233,10 @@ class PropintelGraphQL(GraphQL[Context, None]):
             await caching.store_operation(key, result.data, context.scope, ticket)
         return result
 
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # Ours instead of Strawberry's (whose page loads its scripts from a CDN).
+        return graphiql_page()
+
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
@@ -250,6 +256,8 @@ class PropintelGraphQL(GraphQL[Context, None]):
         if "code" not in extensions:
             code = error_code(error)
             extensions["code"] = code.value
+            if code is ErrorCode.BAD_USER_INPUT:
+                formatted["message"] = name_the_argument(error, formatted["message"], extensions)
             if code is ErrorCode.INTERNAL_SERVER_ERROR:
                 logger.error("unexpected error in %s", error.path, exc_info=error.original_error)
                 if self.settings.profile is Profile.PROD:
