@@ -33,7 +33,12 @@ def global_id(root: LocalityRecord) -> strawberry.ID:
 
 @batched(Audience.PUBLIC)
 async def locality_by_name(
-    parents: list[None], context: Context, name: str, postcode: str
+    parents: list[None],
+    context: Context,
+    name: Annotated[
+        str, strawberry.argument(description="Locality name, case-insensitive, e.g. 'Newtown'.")
+    ],
+    postcode: Annotated[str, strawberry.argument(description="Four-digit postcode.")],
 ) -> list[LocalityRecord | None]:
     check_name(name, "name")
     check_postcode(postcode)

@@ -35,16 +35,27 @@ from schema.types import Locality, LocalityConnection, Node, Property, PropertyC
 @strawberry.type
 class Query:
     property: PropertyRecord | None = strawberry.field(
-        resolver=properties.property_by_id, graphql_type=Property | None
+        resolver=properties.property_by_id,
+        graphql_type=Property | None,
+        description="The property with this id (`Property.id`); null when there is no such "
+        "property (never was, or removed). An id that is not a property's is BAD_USER_INPUT.",
     )
     node: PropertyRecord | SaleRecord | LocalityRecord | None = strawberry.field(
-        resolver=node.node, graphql_type=Node | None
+        resolver=node.node,
+        graphql_type=Node | None,
+        description="The property, sale or locality with this id; null when there is no "
+        "such object (never was, or removed). An id this API did not issue is BAD_USER_INPUT.",
     )
     properties: Page[PropertyRecord] = strawberry.field(
         resolver=properties.properties, graphql_type=PropertyConnection
     )
     locality: LocalityRecord | None = strawberry.field(
-        resolver=localities.locality_by_name, graphql_type=Locality | None
+        resolver=localities.locality_by_name,
+        graphql_type=Locality | None,
+        description="The locality (suburb) with this name and postcode, e.g. "
+        '`locality(name: "Newtown", postcode: "2042")`; null when there is no such locality '
+        "(no sale was ever recorded under that name and postcode; `localities(search:)` "
+        "lists the names).",
     )
     localities: Page[LocalityRecord] = strawberry.field(
         resolver=localities.localities, graphql_type=LocalityConnection

@@ -111,6 +111,23 @@ async def test_unknown_ids_are_null_not_errors(client: httpx.AsyncClient) -> Non
     assert response.ok() == {"property": None, "node": None}
 
 
+async def test_the_schema_says_what_null_means_for_a_lookup(client: httpx.AsyncClient) -> None:
+    """A lookup that finds nothing answers null, no error: the field's description says so
+    (introspection is on outside the prod profile)."""
+    query = '{ __type(name: "Query") { fields { name description args { name description } } } }'
+    fields = {f["name"]: f for f in (await gql(client, query)).ok()["__type"]["fields"]}
+    assert "null when there is no such locality" in fields["locality"]["description"]
+    assert "null when there is no such property" in fields["property"]["description"]
+    assert "null when there is no such object" in fields["node"]["description"]
+    arguments = {a["name"]: a["description"] for a in fields["locality"]["args"]}
+    assert arguments == {
+        "name": "Locality name, case-insensitive, e.g. 'Newtown'.",
+        "postcode": "Four-digit postcode.",
+    }
+    unknown = '{ locality(name: "Atlantis", postcode: "2000") { id } }'
+    assert (await gql(client, unknown)).ok() == {"locality": None}
+
+
 async def test_invalid_documents_have_codes(client: httpx.AsyncClient) -> None:
     syntax = await gql(client, "{ properties(first: 1) { edges ")
     assert syntax.error_codes() == ["GRAPHQL_PARSE_FAILED"]
