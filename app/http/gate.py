@@ -4,7 +4,13 @@
    send without a preflight: refusing it is the CSRF defence), else 415;
 2. identity: the credential, if any, is checked (401 if wrong), giving the principal;
 3. rate limit for that principal (429 with Retry-After);
-4. query limits for the principal's role: batch size, bytes, tokens, depth, aliases, fields,
+4. the operation: a malformed request is a 400, a mutation over GET a 405;
+5. CSRF prevention (prod), as Apollo Server 4 does it: a request a browser sends cross-site
+   without a CORS preflight (no `Content-Type`, or one of the three CORS-safelisted ones) runs
+   only when it carries a non-empty `X-Propintel-CSRF`, `Apollo-Require-Preflight` or
+   `X-Apollo-Operation-Name` header, which no page can add without a preflight; else 400.
+   POSTs are JSON by (1), so in practice this is about GETs;
+6. query limits for the principal's role: batch size, bytes, tokens, depth, aliases, fields,
    directives and cost (QUERY_TOO_COMPLEX), so an oversized request runs no resolver.
 
 The principal travels to the GraphQL context in the ASGI scope's state.
@@ -31,6 +37,19 @@ from app.settings import Profile, Settings
 logger = logging.getLogger("propintel.gate")
 
 MAX_BODY_BYTES = 1_000_000
+CSRF_HEADER = "x-propintel-csrf"
+PREFLIGHT_HEADERS = (CSRF_HEADER, "apollo-require-preflight", "x-apollo-operation-name")
+"""Headers a cross-site page cannot send without a CORS preflight (any custom header would
+do): ours, and the two that Apollo's clients send."""
+SIMPLE_CONTENT_TYPES = frozenset(
+    {"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"}
+)
+"""The CORS-safelisted content types: a browser sends them cross-site without a preflight."""
+CSRF_REFUSAL = (
+    "This request has been blocked as a potential Cross-Site Request Forgery (CSRF): add a "
+    "non-empty `X-Propintel-CSRF` header (or `Apollo-Require-Preflight`), or POST it as "
+    "`Content-Type: application/json`."
+)
 
 
 class Gate:
@@ -141,6 +160,9 @@ class Gate:
                 headers=[(b"allow", b"POST")],
             )
             return
+        if self.production and not _preflighted(headers):
+            await _refuse(send, 400, CSRF_REFUSAL, "BAD_REQUEST", answer_as)
+            return
         violation = self._violation(operations, principal)
         if violation is not None:
             # GraphQL over HTTP: a request refused before execution is a 4xx for the
@@ -203,8 +225,20 @@ class Gate:
 
 
 def _is_json(content_type: str) -> bool:
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    return media_type in ("application/json", GRAPHQL_RESPONSE)
+    return _media_type(content_type) in ("application/json", GRAPHQL_RESPONSE)
+
+
+def _media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def _preflighted(headers: dict[str, str]) -> bool:
+    """Whether a browser would have asked CORS first (Apollo Server 4's `preventCsrf`): a
+    content type other than the safelisted ones, or a non-empty header of PREFLIGHT_HEADERS."""
+    content_type = headers.get("content-type")
+    if content_type is not None and _media_type(content_type) not in SIMPLE_CONTENT_TYPES:
+        return True
+    return any(headers.get(name) for name in PREFLIGHT_HEADERS)
 
 
 Parsed = tuple[list[dict[str, Any]] | None, str | None]
