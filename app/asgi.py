@@ -21,6 +21,7 @@ from app.estimates.tasks import Trainer
 from app.graphql.query_limits import QueryAnalyzer
 from app.graphql.warming import Warmer
 from app.http.gate import Gate
+from app.http.graphiql import graphiql_assets
 from app.http.headers import SecurityHeaders
 from app.http.health import healthz, readyz
 from app.http.json_door import GraphQLEndpoint
@@ -123,6 +124,7 @@ def create_app(
             Route("/graphql", gate, methods=["GET", "POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            *([] if production else [graphiql_assets()]),  # GraphiQL's own files
         ],
         lifespan=lifespan,
         middleware=[Middleware(SecurityHeaders, production=production)],

@@ -10,8 +10,24 @@ _COMMON = (
     (b"x-frame-options", b"DENY"),
     (b"cross-origin-opener-policy", b"same-origin"),
 )
-# GraphiQL (dev only) loads its scripts and styles from a CDN; an API answer needs nothing.
+# An API answer needs nothing: no CSP but the framing rule outside prod.
 _DEV_CSP = (b"content-security-policy", b"frame-ancestors 'none'")
+# GraphiQL's page (outside prod, app/http/graphiql.py) sets its own, which this middleware
+# leaves alone: scripts, styles and requests of our origin only, no inline script. `data:` for
+# fonts and images only: GraphiQL's stylesheet embeds its fonts and lint icons. The page's
+# nonce (new for every response) admits the <style> elements GraphiQL's dialogs insert
+# (react-remove-scroll-bar tags them with `__webpack_nonce__`, which the page's script sets).
+
+
+def graphiql_csp(style_nonce: str) -> str:
+    return (
+        "default-src 'none'; script-src 'self'; "
+        f"style-src 'self' 'nonce-{style_nonce}'; font-src 'self' data:; "
+        "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
+    )
+
+
 _PROD = (
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
     (b"strict-transport-security", b"max-age=31536000; includeSubDomains"),
