@@ -106,6 +106,11 @@ def main() -> None:
     print(f"validation {m.validation_from}..{m.validation_to}: MdAPE {m.mdape:.4f}, "
           f"within 10% {m.within_10:.3f}, within 20% {m.within_20:.3f}, coverage {m.coverage:.3f}, "
           f"n {m.n_validation:,}; baseline MdAPE {m.baseline_mdape:.4f}")  # fmt: skip
+    for c in getattr(m, "classes", []):  # per caller class (app/ml/classes.py)
+        if c["sales"]:
+            print(f"  {c['name']:36} {c['sales']:>7,} sales  MdAPE {c['mdape']:.4f}  "
+                  f"coverage {c['coverage']:.3f}  calibration {c['calibration_sales']:,}"
+                  f"{'  merged: ' + c['merged_into'] if c['merged_into'] else ''}")  # fmt: skip
 
     if data is None and args.cache and args.cache.exists():
         data = TrainingData.load(args.cache)

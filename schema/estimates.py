@@ -45,6 +45,45 @@ class PropertyFeaturesInput:
     street_name: str | None = None
 
 
+@strawberry.type(
+    description="Validation figures of one class of what a caller gives (history, street, "
+    "area, strata): the interval is calibrated per class."
+)
+class ModelClassMetrics:
+    name: str = strawberry.field(
+        description="e.g. 'house/no history/no street/area': strata or house, whether the "
+        "property has a previous sale, a street with earlier sales, a land area."
+    )
+    sales: int = strawberry.field(
+        description="Held-out sales that have at least what the class has, predicted as the "
+        "class is served (what it lacks left out)."
+    )
+    mdape: float | None = strawberry.field(description="Median absolute percentage error.")
+    interval_coverage: float | None = strawberry.field(
+        description="Share of those sales inside the 80% interval."
+    )
+    calibration_sales: int
+    merged_into: str | None = strawberry.field(
+        description="Too few calibration sales of its own: the flags whose classes it was "
+        "calibrated together with ('area', 'street and area', 'all'); null when its own."
+    )
+
+    @classmethod
+    def of(cls, c: dict[str, Any]) -> ModelClassMetrics:
+        def number(name: str) -> float | None:
+            value = c.get(name)
+            return None if value is None else float(value)
+
+        return cls(
+            name=str(c["name"]),
+            sales=int(c["sales"]),
+            mdape=number("mdape"),
+            interval_coverage=number("coverage"),
+            calibration_sales=int(c.get("calibration_sales", 0)),
+            merged_into=c.get("merged_into"),
+        )
+
+
 @strawberry.type(description="Validation figures on the most recent held-out weeks.")
 class ModelMetrics:
     mdape: float = strawberry.field(description="Median absolute percentage error.")
@@ -60,6 +99,9 @@ class ModelMetrics:
     )
     validation_from: date | None
     validation_to: date | None
+    classes: list[ModelClassMetrics] = strawberry.field(
+        description="Per class of what a caller gives; empty for models trained before."
+    )
 
     @classmethod
     def of(cls, metrics: dict[str, Any]) -> ModelMetrics:
@@ -78,6 +120,7 @@ class ModelMetrics:
             baseline_mdape=None if baseline is None else float(baseline),
             validation_from=day("validation_from"),
             validation_to=day("validation_to"),
+            classes=[ModelClassMetrics.of(c) for c in metrics.get("classes") or []],
         )
 
 

@@ -397,3 +397,42 @@ async def test_a_job_abandoned_by_its_process_does_not_block_training(
         assert "abandoned" in abandoned.error
     finally:
         await db.dispose()
+
+
+async def test_models_list_per_class_metrics(estimating: RunningApp, trained_version: int) -> None:
+    query = """{ models { version metrics { intervalCoverage classes {
+        name sales mdape intervalCoverage calibrationSales mergedInto } } } }"""
+    listed = (await post(estimating, query, ADMIN))["data"]["models"]
+    (model,) = [m for m in listed if m["version"] == trained_version]
+    classes = model["metrics"]["classes"]
+    assert len(classes) == 16
+    assert len({c["name"] for c in classes}) == 16
+    assert "house/no history/no street/area" in {c["name"] for c in classes}
+    for c in classes:
+        assert c["sales"] >= 0
+        assert c["calibrationSales"] >= 0
+        if c["sales"]:
+            assert c["mdape"] >= 0
+            assert 0 <= c["intervalCoverage"] <= 1
+        else:
+            assert c["mdape"] is None
+            assert c["intervalCoverage"] is None
+        assert c["mergedInto"] in (None, "area", "street and area", "all")
+    assert sum(c["sales"] for c in classes) > 0
+
+
+def test_metrics_stored_before_the_classes_answer_no_classes() -> None:
+    from schema.estimates import ModelMetrics
+
+    old = {
+        "mdape": 0.1,
+        "within_10": 0.5,
+        "within_20": 0.75,
+        "coverage": 0.8,
+        "n_validation": 10,
+        "n_train": 100,
+        "baseline_mdape": 0.17,
+        "validation_from": "2024-08-17",
+        "validation_to": "2024-10-11",
+    }
+    assert ModelMetrics.of(old).classes == []

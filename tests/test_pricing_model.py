@@ -211,3 +211,98 @@ def test_full_data_meets_the_acceptance_figures() -> None:
     assert m.mdape <= 0.12, m
     assert 0.77 <= m.coverage <= 0.83, m
     assert m.mdape < m.baseline_mdape
+    for c in m.classes:
+        print(c)  # the figures of docs/price-model.md (pytest -s)
+    checked = [c for c in m.classes if c["sales"] >= 500]
+    assert len(checked) >= 8, m.classes
+    for c in checked:
+        assert 0.77 <= c["coverage"] <= 0.83, c
+
+
+def test_per_class_metrics_are_well_formed(model: PriceModel) -> None:
+    from app.ml.classes import N_CLASSES, class_name
+
+    classes = model.metrics.classes
+    assert [c["name"] for c in classes] == [class_name(k) for k in range(N_CLASSES)]
+    assert len({c["name"] for c in classes}) == N_CLASSES
+    for c in classes:
+        assert set(c) == {"name", "sales", "mdape", "coverage", "calibration_sales", "merged_into"}
+        assert isinstance(c["sales"], int)
+        assert c["sales"] >= 0
+        if c["sales"]:
+            assert math.isfinite(c["mdape"])
+            assert 0 <= c["coverage"] <= 1
+        else:
+            assert c["mdape"] is None
+            assert c["coverage"] is None
+    # The bare class (strata flag only) is eligible for every held-out sale.
+    bare = [c for c in classes if c["name"].endswith("no history/no street/no area")]
+    assert sum(c["sales"] for c in bare) == model.metrics.n_validation
+    assert model.class_offsets is not None
+    assert model.class_offsets.shape == (N_CLASSES, 2)
+    assert (model.class_offsets[:, 0] <= 0).all()
+    assert (model.class_offsets[:, 1] >= 0).all()
+
+
+def test_the_interval_follows_what_the_subject_has(
+    model: PriceModel, slice_data: TrainingData
+) -> None:
+    from app.ml.classes import blank, class_of, facts_of
+    from app.ml.features import feature_matrix
+
+    subjects, _ = subjects_from_sales(slice_data, 200)
+    full = [s for s in subjects if s.previous_sales and s.street_name][:20]
+    assert full
+    bare = [
+        replace(s, previous_sales=(), street_name=None, primary_purpose=None, house_number=None)
+        for s in full
+    ]
+    when = date(2024, 10, 1)
+    days = np.full(len(full), when.toordinal(), dtype=np.int64)
+    X_full, _ = feature_matrix(model.levels, model._rows(full, days))
+    X_bare, _ = feature_matrix(model.levels, model._rows(bare, days))
+    # Blanking the features a class lacks is exactly how prediction serves such a subject.
+    has_area = np.isfinite(X_full[:, 2])
+    for k in range(len(full)):
+        code = int(
+            class_of(
+                np.array([False]),
+                np.array([False]),
+                has_area[k : k + 1],
+                np.array([full[k].is_strata]),
+            )[0]
+        )
+        np.testing.assert_array_equal(blank(X_full[k : k + 1], code), X_bare[k : k + 1])
+        assert int(facts_of(X_bare[k : k + 1])[0]) == code
+    assert model.class_offsets is not None
+    for s, e in zip(bare, model.predict(bare, when), strict=True):
+        code = int(facts_of(feature_matrix(model.levels, model._rows([s], days[:1]))[0])[0])
+        lo, hi = model.class_offsets[code]
+        assert abs(e.low - e.price * math.exp(lo)) <= 1 + 1e-6 * e.price
+        assert abs(e.high - e.price * math.exp(hi)) <= 1 + 1e-6 * e.price
+
+
+def test_artifacts_without_classes_still_load_and_use_the_bins(
+    model: PriceModel, slice_data: TrainingData
+) -> None:
+    """Models stored before the caller classes: no class_offsets, metrics without classes."""
+    import pickle
+
+    from app.ml import artifact
+
+    old = PriceModel.from_bytes(model.to_bytes())
+    del old.class_offsets
+    state = pickle.dumps(old.metrics)
+    # A metrics pickle of before: the field list one shorter (the classes were added last).
+    shorter = list(old.metrics.__getstate__())[:-1]  # type: ignore[call-overload]
+    metrics = ValidationMetrics.__new__(ValidationMetrics)
+    metrics.__setstate__(shorter)  # type: ignore[attr-defined]
+    assert metrics.classes == []
+    assert metrics.mdape == old.metrics.mdape
+    assert pickle.loads(state) == old.metrics
+    old.metrics = metrics
+    copy = artifact.loads(artifact.dumps(old))
+    assert copy.metrics.classes == []
+    subjects, _ = subjects_from_sales(slice_data, 20)
+    for e in copy.predict(subjects, date(2024, 6, 1)):
+        assert 0 < e.low <= e.price <= e.high

@@ -57,6 +57,8 @@ def _plain(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):  # metrics.classes: a list of dicts
+        return [_plain(v) for v in value]
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
     return value

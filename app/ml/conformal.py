@@ -28,15 +28,19 @@ def offset_rows(strata: NDArray[np.bool_], has_prev: NDArray[np.bool_]) -> I64:
     return conformal_bin(strata, has_prev) + 1
 
 
+def conformal_quantiles(r: F64) -> tuple[float, float]:
+    """The (10%, 90%) quantiles of residuals `r`, finite-sample corrected (r not empty)."""
+    n = len(r)
+    lo = max(0.0, min(1.0, np.floor((n + 1) * INTERVAL[0]) / n))
+    hi = max(0.0, min(1.0, np.ceil((n + 1) * INTERVAL[1]) / n))
+    return float(np.quantile(r, lo)), float(np.quantile(r, hi))
+
+
 def conformal_offsets(residuals: F64, bins: I64) -> F64:
     """Split-conformal (10%, 90%) residual quantiles per bin; rows [pooled, bin 0..3].
-    Clamped so that the interval always contains the point estimate."""
-
-    def q(r: F64) -> tuple[float, float]:
-        n = len(r)
-        lo = max(0.0, min(1.0, np.floor((n + 1) * INTERVAL[0]) / n))
-        hi = max(0.0, min(1.0, np.ceil((n + 1) * INTERVAL[1]) / n))
-        return float(np.quantile(r, lo)), float(np.quantile(r, hi))
+    Clamped so that the interval always contains the point estimate. (Models trained since
+    the caller classes of app/ml/classes.py keep these only as a fallback.)"""
+    q = conformal_quantiles
 
     pooled = q(residuals) if len(residuals) else (-0.2, 0.2)
     out = np.empty((5, 2))

@@ -6,9 +6,9 @@ registry's `metrics` column), so its field names are part of the stored format.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,26 @@ class ValidationMetrics:
     validation_to: date | None = None
     training_seconds: float = 0.0
     mdape_by_segment: dict[str, float] = field(default_factory=dict)
+    classes: list[dict[str, Any]] = field(default_factory=list)
+    """Per caller class (app/ml/classes.py) on the validation weeks: {name, sales, mdape,
+    coverage, calibration_sales, merged_into}; sales are the eligible rows, predicted as
+    that class is served. Empty for models trained before the classes."""
+
+
+def _setstate(self: ValidationMetrics, state: list[Any]) -> None:
+    """Unpickling: fields added since an artifact was stored take their defaults (a frozen
+    slots dataclass pickles its field values as a list, in field order)."""
+    names = fields(ValidationMetrics)
+    for f, value in zip(names, state, strict=False):
+        object.__setattr__(self, f.name, value)
+    for f in names[len(state) :]:
+        if f.default_factory is not MISSING:
+            object.__setattr__(self, f.name, f.default_factory())
+        else:
+            object.__setattr__(self, f.name, f.default)
+
+
+setattr(ValidationMetrics, "__setstate__", _setstate)  # noqa: B010 (dataclass sets its own)
 
 
 def scores(pred: F64, price: F64, low: F64, high: F64) -> dict[str, float]:

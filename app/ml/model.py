@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from app.ml import artifact
 from app.ml.artifact import ARTIFACT_VERSION
+from app.ml.classes import facts_of
 from app.ml.conformal import offset_rows
 from app.ml.features import (
     F64,
@@ -69,6 +70,7 @@ class PriceModel:
         data_from: date,
         data_to: date,
         metrics: ValidationMetrics,
+        class_offsets: F64 | None = None,
     ) -> None:
         self.version = ARTIFACT_VERSION
         self.estimator = estimator
@@ -89,6 +91,9 @@ class PriceModel:
         self.data_from = data_from
         self.data_to = data_to
         self.metrics = metrics
+        self.class_offsets = class_offsets
+        """(16, 2) offsets per caller class (app/ml/classes.py); None in artifacts trained
+        before the classes, which use `offsets` per strata x history bin."""
 
     def knows_locality(self, locality_id: int | None) -> bool:
         if locality_id is None or locality_id not in self.loc_index:
@@ -221,9 +226,13 @@ class PriceModel:
         rows = self._rows(subjects, days)
         X, ref = feature_matrix(self.levels, rows)
         logp = ref + predict_raw(self.estimator, X)
-        bins = offset_rows(rows.strata, rows.n_prev > 0)
-        low = np.exp(logp + self.offsets[bins, 0])
-        high = np.exp(logp + self.offsets[bins, 1])
+        class_offsets = getattr(self, "class_offsets", None)  # None: older artifacts
+        if class_offsets is not None:
+            table, bins = class_offsets, facts_of(X)
+        else:
+            table, bins = self.offsets, offset_rows(rows.strata, rows.n_prev > 0)
+        low = np.exp(logp + table[bins, 0])
+        high = np.exp(logp + table[bins, 1])
         price = np.exp(logp)
         return [
             Estimate(

@@ -15,18 +15,33 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from sklearn.ensemble import HistGradientBoostingRegressor  # type: ignore[import-untyped]
 
-from app.ml.conformal import conformal_bin, conformal_offsets, offset_rows
+from app.ml.classes import (
+    N_CLASSES,
+    blank,
+    class_name,
+    class_offsets,
+    class_parts,
+    class_predictions,
+    facts_of,
+)
+from app.ml.conformal import conformal_bin, conformal_offsets
 from app.ml.data import TrainingData, load_training_sales_sync
 from app.ml.design import Prepared, categories_of, design_matrices
-from app.ml.features import CATEGORICAL, FEATURE_NAMES, I64, keyed_table
+from app.ml.features import CATEGORICAL, F64, FEATURE_NAMES, I64, keyed_table
 from app.ml.metrics import ValidationMetrics, baseline_prices, scores
 from app.ml.model import PriceModel, predict_raw
 
 # Training targets further than this (log) from the reference are left out of the fit (not
 # out of validation): family deals and mislabelled rows that a squared loss chases.
 MAX_ABS_TARGET = 2.0
+AUGMENT = 0.2
+"""Share of the fitted rows fitted a second time as an `estimatePrice` caller would pose
+them: no previous sales, no primary purpose, no building, and (half of them) no street.
+Rows without those features are otherwise a biased few (first sales, new streets), so the
+trees' missing-value branches learnt little about a typical typed-in subject."""
 
 
 def train(
@@ -40,6 +55,7 @@ def train(
     min_samples_leaf: int = 100,
     train_from: date | None = None,
     random_state: int = 0,
+    augment: float = AUGMENT,
     verbose: bool = False,
 ) -> PriceModel:
     """Fit on residential market sales before the calibration window, calibrate the interval
@@ -74,24 +90,63 @@ def train(
         early_stopping=False,
         random_state=random_state,
     )
-    estimator.fit(m.X_train[fit], y_tr[fit])
-    n_train = int(fit.sum())
+    X_fit, y_fit = m.X_train[fit], y_tr[fit]
+    n_train = len(y_fit)
     m.X_train = np.zeros((0, len(FEATURE_NAMES)))
+    if augment > 0 and n_train:
+        rng = np.random.default_rng(random_state)
+        pick = np.flatnonzero(rng.random(n_train) < augment)
+        half = rng.random(len(pick)) < 0.5
+        X_fit = np.concatenate([X_fit, blank(X_fit[pick[half]], 2), blank(X_fit[pick[~half]], 6)])
+        y_fit = np.concatenate([y_fit, y_fit[pick[half]], y_fit[pick[~half]]])
+        log(f"augmented: {len(pick):,} rows fitted again as a typed-in subject")
+    estimator.fit(X_fit, y_fit)
+    del X_fit, y_fit
     log("fitted")
 
-    pred_cal = m.ref_cal + predict_raw(estimator, m.X_cal) if len(m.cal_idx) else m.ref_cal
+    def predict(X: NDArray[np.float64]) -> F64:
+        return predict_raw(estimator, X)
+
+    pred_cal = m.ref_cal + predict(m.X_cal) if len(m.cal_idx) else m.ref_cal
     offsets = conformal_offsets(
         p.logp[m.cal_idx] - pred_cal, conformal_bin(m.rows_cal.strata, m.rows_cal.n_prev > 0)
     )
-    pred_val = m.ref_val + estimator.predict(m.X_val) if len(m.val_idx) else m.ref_val
-    bins = offset_rows(m.rows_val.strata, m.rows_val.n_prev > 0)
+    cal_classes = class_predictions(m.X_cal, m.ref_cal, predict)
+    by_class, merged, cal_counts = class_offsets(cal_classes, p.logp[m.cal_idx])
+    pred_val = m.ref_val + predict(m.X_val) if len(m.val_idx) else m.ref_val
+    bins = facts_of(m.X_val)
     price = d.price[m.val_idx]
     val_scores = scores(
         np.exp(pred_val),
         price,
-        np.exp(pred_val + offsets[bins, 0]),
-        np.exp(pred_val + offsets[bins, 1]),
+        np.exp(pred_val + by_class[bins, 0]),
+        np.exp(pred_val + by_class[bins, 1]),
     )
+    val_classes = class_predictions(m.X_val, m.ref_val, predict)
+    classes: list[dict[str, Any]] = []
+    for code in range(N_CLASSES):
+        rows, pred = val_classes.rows[code], val_classes.logp[code]
+        history, _, _, strata = class_parts(code)
+        old = offsets[1 + int(strata) * 2 + int(history)]  # the strata x history bins
+        at = price[rows]
+        lo, hi = by_class[code]
+        now = scores(np.exp(pred), at, np.exp(pred + lo), np.exp(pred + hi))
+        before = scores(np.exp(pred), at, np.exp(pred + old[0]), np.exp(pred + old[1]))
+        classes.append(
+            {
+                "name": class_name(code),
+                "sales": len(rows),
+                "mdape": now["mdape"] if len(rows) else None,  # JSON has no NaN
+                "coverage": now["coverage"] if len(rows) else None,
+                "calibration_sales": cal_counts[code],
+                "merged_into": merged[code],
+            }
+        )
+        log(
+            f"class {class_name(code)}: {len(rows):,} sales, MdAPE {now['mdape']:.4f}, "
+            f"coverage {now['coverage']:.4f} (strata x history bins: {before['coverage']:.4f})"
+            f", calibration {cal_counts[code]:,}, merged {merged[code]}"
+        )
     baseline = baseline_prices(p, m.val_idx, m.val_from)
     base_ape = np.abs(baseline - price) / price
     segments: dict[str, float] = {}
@@ -123,6 +178,7 @@ def train(
         validation_to=date.fromordinal(m.last_day),
         training_seconds=time.perf_counter() - started,
         mdape_by_segment=segments,
+        classes=classes,
     )
     return PriceModel(
         estimator=estimator,
@@ -141,6 +197,7 @@ def train(
         data_from=date.fromordinal(int(d.day[res_idx].min())),
         data_to=date.fromordinal(m.last_day),
         metrics=metrics,
+        class_offsets=by_class,
     )
 
 
