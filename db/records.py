@@ -143,6 +143,9 @@ class Page(Generic[R]):
 
     edges: list[Edge[R]]
     page_info: PageInfo
+    counted: Any = None
+    """What the connection's `totalCount` counts (a key of its count loader), set by the
+    resolver that returns the page; not part of a cached page."""
 
     @property
     def nodes(self) -> list[R]:

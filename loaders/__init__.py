@@ -13,8 +13,13 @@ from app.estimates.service import ModelRegistry
 from db.engine import Database
 from loaders.estimates import EstimateLoader
 from loaders.localities import LocalityByIdLoader, LocalityByNameLoader, PropertiesByLocalityLoader
-from loaders.properties import PropertyByIdLoader
-from loaders.sales import RecentMarketSalesLoader, SaleByIdLoader, SalesByPropertyLoader
+from loaders.properties import PropertyByIdLoader, PropertyCountLoader
+from loaders.sales import (
+    RecentMarketSalesLoader,
+    SaleByIdLoader,
+    SalesByPropertyLoader,
+    SalesCountLoader,
+)
 from loaders.stats import LocalityStatsLoader
 
 
@@ -43,6 +48,14 @@ class Loaders:
     @cached_property
     def sales_by_property(self) -> SalesByPropertyLoader:
         return SalesByPropertyLoader(*self._arguments)
+
+    @cached_property
+    def sales_count(self) -> SalesCountLoader:
+        return SalesCountLoader(*self._arguments)
+
+    @cached_property
+    def property_count(self) -> PropertyCountLoader:
+        return PropertyCountLoader(*self._arguments)
 
     @cached_property
     def locality_by_id(self) -> LocalityByIdLoader:

@@ -8,8 +8,10 @@ from app.cache import Resource
 from db.keyset import build_page
 from db.records import LocalityRecord, Page, PropertyRecord
 from db.repositories import localities, properties
-from db.repositories.properties import PROPERTY_ORDERS
+from db.repositories.properties import PROPERTY_ORDERS, PropertyCriteria
 from loaders.base import ByIdLoader, GroupedLoader
+
+_NO_FILTER = PropertyCriteria()
 
 
 class LocalityByIdLoader(ByIdLoader[int, LocalityRecord]):
@@ -49,9 +51,10 @@ class LocalityPropertiesKey:
     first: int
     after: str | None
     after_values: tuple[Any, ...] | None
+    criteria: PropertyCriteria = _NO_FILTER
 
 
-PropertiesArguments = tuple[str, int, tuple[Any, ...] | None]
+PropertiesArguments = tuple[str, int, tuple[Any, ...] | None, PropertyCriteria]
 
 
 class PropertiesByLocalityLoader(
@@ -60,22 +63,28 @@ class PropertiesByLocalityLoader(
     resource = Resource.LIST
 
     def cache_key(self, key: LocalityPropertiesKey) -> str:
-        return f"locality:{key.locality_id}:{key.order}:{key.first}:{key.after or ''}"
+        page = f"locality:{key.locality_id}:{key.order}:{key.first}:{key.after or ''}"
+        return page if key.criteria == _NO_FILTER else f"{page}:{key.criteria!r}"
 
     def tags(self, key: LocalityPropertiesKey, value: Page[PropertyRecord]) -> Iterable[str]:
         return (f"locality:{key.locality_id}", *(f"property:{e.node.id}" for e in value.edges))
 
     @staticmethod
     def arguments(key: LocalityPropertiesKey) -> PropertiesArguments:
-        return key.order, key.first, key.after_values
+        return key.order, key.first, key.after_values, key.criteria
 
     async def fetch(
         self, keys: Sequence[LocalityPropertiesKey], arguments: PropertiesArguments
     ) -> list[Page[PropertyRecord]]:
-        order_name, first, after_values = arguments
+        order_name, first, after_values, criteria = arguments
         order = PROPERTY_ORDERS[order_name]
         found = await properties.properties_by_locality(
-            self.db, [k.locality_id for k in keys], order=order, after=after_values, limit=first + 1
+            self.db,
+            [k.locality_id for k in keys],
+            criteria=criteria,
+            order=order,
+            after=after_values,
+            limit=first + 1,
         )
         return [
             build_page(found.get(k.locality_id, []), first=first, order=order, after=k.after)

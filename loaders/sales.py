@@ -29,6 +29,23 @@ class SaleByIdLoader(ByIdLoader[int, SaleRecord]):
         return await sales.sales_by_id(self.db, keys)
 
 
+class SalesCountLoader(ByIdLoader[int, int]):
+    """How many sales each property has (`Property.sales { totalCount }`), exactly: one
+    statement per batch."""
+
+    resource = Resource.HISTORY
+
+    def cache_key(self, key: int) -> str:
+        return f"count:{key}"
+
+    def tags(self, key: int, value: int | None) -> Iterable[str]:
+        return (f"property:{key}",)
+
+    async def fetch(self, keys: Sequence[int]) -> Mapping[int, int]:
+        found = await sales.count_sales_by_property(self.db, keys)
+        return {key: found.get(key, 0) for key in keys}
+
+
 @dataclass(frozen=True, slots=True)
 class SalesPageKey:
     property_id: int

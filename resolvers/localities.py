@@ -6,6 +6,7 @@ Each loader-backed field is one batch function over its parents, declared with `
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Annotated
 
@@ -19,12 +20,14 @@ from db.repositories import localities as repository
 from db.repositories.localities import LOCALITIES_BY_NAME
 from db.repositories.properties import PROPERTY_ORDERS
 from loaders.localities import LocalityPropertiesKey
+from loaders.properties import PropertyCountKey
 from loaders.stats import LocalityStatsKey
 from resolvers.fields import Audience, batched
-from resolvers.filters import check_name, check_postcode, stats_window
+from resolvers.filters import check_name, check_postcode, property_criteria, stats_window
 from resolvers.pagination import cursor_values, page_size
 from schema.enums import PropertyOrder
 from schema.ids import to_global_id
+from schema.inputs import PropertyFilter
 
 
 def global_id(root: LocalityRecord) -> strawberry.ID:
@@ -67,14 +70,39 @@ async def localities(
         )
         return [build_page(records, first=size, order=LOCALITIES_BY_NAME, after=after)]
 
+    prefix = (search or "").strip().upper()
     (page,) = await context.cache.fetch_many(
         Resource.LIST,
-        [f"localities:{(search or '').strip().upper()}:{size}:{after or ''}"],
+        [f"localities:{prefix}:{size}:{after or ''}"],
         load,
         lambda _position, _page: ["list:localities"],
         context.scope,
     )
-    return [page] * len(parents)
+    return [replace(page, counted=prefix)] * len(parents)
+
+
+@batched(Audience.PUBLIC)
+async def localities_total_count(
+    parents: list[Page[LocalityRecord]], context: Context
+) -> list[int]:
+    """LocalityConnection.totalCount: exact (a few thousand localities), one statement per
+    distinct search."""
+    prefixes = sorted({str(page.counted) for page in parents})
+
+    async def load(positions: list[int]) -> list[int]:
+        return [
+            await repository.count_localities(context.db, search=prefixes[p]) for p in positions
+        ]
+
+    counts = await context.cache.fetch_many(
+        Resource.LIST,
+        [f"count:localities:{prefix}" for prefix in prefixes],
+        load,
+        lambda _position, _count: ["list:localities"],
+        context.scope,
+    )
+    by_prefix = dict(zip(prefixes, counts, strict=True))
+    return [by_prefix[str(page.counted)] for page in parents]
 
 
 @batched(Audience.PUBLIC)
@@ -100,10 +128,24 @@ async def properties(
     first: int = 20,
     after: str | None = None,
     order_by: PropertyOrder = PropertyOrder.ID_ASC,
+    filter_: Annotated[
+        PropertyFilter | None,
+        strawberry.argument(
+            name="filter", description="The filters of `Query.properties`, in this locality."
+        ),
+    ] = None,
 ) -> list[Page[PropertyRecord]]:
     order = PROPERTY_ORDERS[order_by.value]
     size = page_size(context, first)
+    criteria = property_criteria(filter_)
     after_values = cursor_values(order, after)
-    return await context.loaders.properties_by_locality.load_many(
-        [LocalityPropertiesKey(p.id, order.name, size, after, after_values) for p in parents]
+    pages = await context.loaders.properties_by_locality.load_many(
+        [
+            LocalityPropertiesKey(p.id, order.name, size, after, after_values, criteria)
+            for p in parents
+        ]
     )
+    return [
+        replace(page, counted=PropertyCountKey(criteria, p.id))
+        for p, page in zip(parents, pages, strict=True)
+    ]

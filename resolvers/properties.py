@@ -6,6 +6,7 @@ Each loader-backed field is one batch function over its parents, declared with `
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import strawberry
@@ -17,6 +18,7 @@ from db.records import LocalityRecord, Page, PropertyRecord, SaleRecord
 from db.repositories import properties as repository
 from db.repositories.properties import PROPERTY_ORDERS
 from db.repositories.sales import SALES_NEWEST_FIRST
+from loaders.properties import PropertyCountKey
 from loaders.sales import SalesPageKey
 from resolvers.fields import Audience, batched
 from resolvers.filters import property_criteria
@@ -62,7 +64,16 @@ async def properties(
         context.scope,
     )
     context.loaders.property_by_id.prime_records(page.nodes)
-    return [page] * len(parents)
+    return [replace(page, counted=PropertyCountKey(criteria))] * len(parents)
+
+
+@batched(Audience.PUBLIC)
+async def total_count(parents: list[Page[PropertyRecord]], context: Context) -> list[int]:
+    """PropertyConnection.totalCount: one count per distinct list (and filters), a batch of
+    localities' lists in one statement."""
+    keys = [page.counted for page in parents]
+    assert all(isinstance(key, PropertyCountKey) for key in keys), "set by the list resolvers"
+    return await context.loaders.property_count.load_many(keys)
 
 
 def _list_tags(_position: int, page: Page[PropertyRecord]) -> list[str]:
@@ -121,6 +132,7 @@ async def sales(
 ) -> list[Page[SaleRecord]]:
     size = page_size(context, first)
     after_values = cursor_values(SALES_NEWEST_FIRST, after)
-    return await context.loaders.sales_by_property.load_many(
+    pages = await context.loaders.sales_by_property.load_many(
         [SalesPageKey(p.id, size, after, after_values) for p in parents]
     )
+    return [replace(page, counted=p.id) for p, page in zip(parents, pages, strict=True)]

@@ -6,7 +6,7 @@ import strawberry
 
 from app.context import Context
 from db.ingest.records import NonMarketReason
-from db.records import PropertyRecord, SaleRecord
+from db.records import Page, PropertyRecord, SaleRecord
 from resolvers.fields import Audience, batched
 from schema.ids import to_global_id
 
@@ -25,3 +25,10 @@ async def property_of_sale(
 ) -> list[PropertyRecord | None]:
     """None once the property has been soft-deleted."""
     return await context.loaders.property_by_id.load_many([p.property_id for p in parents])
+
+
+@batched(Audience.PUBLIC)
+async def total_count(parents: list[Page[SaleRecord]], context: Context) -> list[int]:
+    """SaleConnection.totalCount (of `Property.sales`): exact, one statement per batch."""
+    counts = await context.loaders.sales_count.load_many([page.counted for page in parents])
+    return [count or 0 for count in counts]

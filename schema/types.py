@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import strawberry
 
 from db.records import LocalityRecord, LocalityStatsRecord, Page, PropertyRecord, SaleRecord
+from loaders.properties import EXACT_COUNT_LIMIT
 from resolvers import estimates as estimate_resolvers
 from resolvers import localities as locality_resolvers
 from resolvers import properties as property_resolvers
@@ -161,6 +162,16 @@ class PropertyConnection:
     edges: list[PropertyEdge]
     page_info: PageInfo
     nodes: list[Property]
+    total_count: int = strawberry.field(
+        resolver=property_resolvers.total_count,
+        description="How many properties the whole list holds (every page, with its filter). "
+        "Exact for a locality's properties (`Locality.properties`) and for `Query.properties` "
+        "filtered by `localityName` or `postcode`. Otherwise exact up to "
+        f"{EXACT_COUNT_LIMIT:,}; past that, on PostgreSQL, the planner's estimate from the "
+        "table's statistics (typically within a few percent, never below "
+        f"{EXACT_COUNT_LIMIT + 1:,}): such a count above {EXACT_COUNT_LIMIT:,} is approximate. "
+        "Counted only when selected.",
+    )
 
 
 @strawberry.type
@@ -174,6 +185,11 @@ class SaleConnection:
     edges: list[SaleEdge]
     page_info: PageInfo
     nodes: list[Sale]
+    total_count: int = strawberry.field(
+        resolver=sale_resolvers.total_count,
+        description="How many sales the whole history holds (every page); exact. Counted "
+        "only when selected.",
+    )
 
 
 @strawberry.type
@@ -187,3 +203,8 @@ class LocalityConnection:
     edges: list[LocalityEdge]
     page_info: PageInfo
     nodes: list[Locality]
+    total_count: int = strawberry.field(
+        resolver=locality_resolvers.localities_total_count,
+        description="How many localities the whole list holds (every page, with its search); "
+        "exact. Counted only when selected.",
+    )

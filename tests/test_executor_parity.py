@@ -66,7 +66,10 @@ def arguments(ids: Ids) -> dict[tuple[str, str], str]:
             isStrata: false, areaM2: 400, zoning: "R2", streetName: "Unwins Bridge Rd"},
             asOf: "2024-06-30")""",
         ("Query", "modelTrainingStatus"): f'(id: "{ids.training_job}")',
-        ("Locality", "properties"): "(first: 2, orderBy: LAST_SALE_DATE_DESC)",
+        (
+            "Locality",
+            "properties",
+        ): "(first: 2, orderBy: LAST_SALE_DATE_DESC, filter: {isStrata: false})",
         ("Locality", "stats"): '(from: "2020-01-01", isStrata: false)',
         ("Property", "sales"): "(first: 2)",
         ("Property", "estimate"): '(asOf: "2024-06-30")',

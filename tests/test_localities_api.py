@@ -131,3 +131,97 @@ async def test_locality_properties_and_stats_batch_across_localities(
     # localities page, their stats, their property pages, the properties' localities (primed
     # by id from the first statement? no: a separate by-id batch).
     assert response.statements == 4
+
+
+async def test_localities_total_count_is_exact(
+    executor_client: httpx.AsyncClient, reference: Reference
+) -> None:
+    names = {s.locality for s in reference.sales}
+    query = "query($search: String) { localities(search: $search, first: 1) { totalCount } }"
+    for search, expected in (
+        (None, len(names)),
+        ("t", sum(1 for name, _ in names if name.startswith("T"))),
+        ("zz", 0),
+    ):
+        response = await gql(executor_client, query, search=search)
+        assert response.ok()["localities"]["totalCount"] == expected, search
+        assert response.statements == 2  # the page, its count
+
+
+LOCALITY_PROPERTIES = """
+query($filter: PropertyFilter, $first: Int!, $after: String) {
+  localities(first: 10) { edges { node { name postcode
+    properties(filter: $filter, first: $first, after: $after, orderBy: LAST_SALE_PRICE_DESC) {
+      totalCount pageInfo { hasNextPage endCursor }
+      edges { node { vgPropertyId strataLot isStrata lastSalePrice lastSaleDate } } } } } } }
+"""
+
+
+async def test_locality_properties_take_the_list_filter_and_count_exactly(
+    executor_client: httpx.AsyncClient, reference: Reference
+) -> None:
+    located = reference.property_locality()
+    strata = {"isStrata": True, "soldAfter": "2015-01-01"}
+    response = await gql(executor_client, LOCALITY_PROPERTIES, filter=strata, first=5)
+    edges = response.ok()["localities"]["edges"]
+    assert len(edges) >= 4
+    counted = 0
+    for edge in edges:
+        locality = (edge["node"]["name"], edge["node"]["postcode"])
+        connection = edge["node"]["properties"]
+        nodes = [e["node"] for e in connection["edges"]]
+        assert all(n["isStrata"] and n["lastSaleDate"] >= "2015-01-01" for n in nodes)
+        prices = [n["lastSalePrice"] for n in nodes]
+        assert prices == sorted(prices, reverse=True)
+        history = reference.by_property()
+        expected = {
+            key
+            for key, where in located.items()
+            if where == locality
+            and key[1]
+            and max(s.contract_date for s in history[key]).isoformat() >= "2015-01-01"
+        }
+        assert connection["totalCount"] == len(expected), locality
+        assert len(nodes) == min(5, len(expected))
+        counted += len(expected)
+    assert counted > 100
+    # the localities page, their property pages (one batch), the pages' counts (one batch):
+    # the filter adds no statement, the count one
+    assert response.statements == 3
+
+
+async def test_a_filtered_locality_walk_is_the_filtered_list(client: httpx.AsyncClient) -> None:
+    """Page by page, `locality { properties(filter:) }` is `properties(filter:)` restricted
+    to the locality, in the same order."""
+    nested = """query($filter: PropertyFilter, $after: String) {
+      locality(name: "Erskineville", postcode: "2043") {
+        properties(filter: $filter, first: 50, after: $after, orderBy: LAST_SALE_DATE_DESC) {
+          totalCount pageInfo { hasNextPage endCursor } edges { node { id } } } } }"""
+    listed = """query($filter: PropertyFilter, $after: String) {
+      properties(filter: $filter, first: 100, after: $after, orderBy: LAST_SALE_DATE_DESC) {
+        totalCount pageInfo { hasNextPage endCursor } edges { node { id } } } }"""
+    filter_ = {"minAreaM2": 100, "maxAreaM2": 250, "isStrata": False}
+    walked: list[str] = []
+    counts: set[int] = set()
+    after = None
+    while True:
+        connection = (await gql(client, nested, filter=filter_, after=after)).ok()["locality"][
+            "properties"
+        ]
+        walked += [e["node"]["id"] for e in connection["edges"]]
+        counts.add(connection["totalCount"])
+        if not connection["pageInfo"]["hasNextPage"]:
+            break
+        after = connection["pageInfo"]["endCursor"]
+    whole = {**filter_, "localityName": "ERSKINEVILLE", "postcode": "2043"}
+    expected: list[str] = []
+    after = None
+    while True:
+        page = (await gql(client, listed, filter=whole, after=after)).ok()["properties"]
+        expected += [e["node"]["id"] for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert len(walked) > 50  # more than one page
+    assert walked == expected
+    assert counts == {len(expected)}

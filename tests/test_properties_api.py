@@ -86,6 +86,7 @@ query History($id: ID!, $first: Int!, $after: String) {
   property(id: $id) {
     vgPropertyId strataLot
     sales(first: $first, after: $after) {
+      totalCount
       pageInfo { hasNextPage endCursor }
       edges { node { contractDate price dealingNumber isMarketSale property { id } } }
     }
@@ -102,11 +103,13 @@ async def test_price_histories_match_the_csv_page_by_page(
     checked = 0
     for node in nodes[:60]:
         sales: list[dict[str, Any]] = []
+        counts: set[int] = set()
         after = None
         while True:
             data = (await gql(client, HISTORY_QUERY, id=node["id"], first=2, after=after)).ok()
             connection = data["property"]["sales"]
             sales += [edge["node"] for edge in connection["edges"]]
+            counts.add(connection["totalCount"])
             if not connection["pageInfo"]["hasNextPage"]:
                 break
             after = connection["pageInfo"]["endCursor"]
@@ -116,6 +119,7 @@ async def test_price_histories_match_the_csv_page_by_page(
             reverse=True,
         )
         assert [s["dealingNumber"] for s in sales] != []
+        assert counts == {len(expected)}  # the whole history, on every page
         assert {s["dealingNumber"] for s in sales} == {s.dealing_number for s in expected}
         assert [s["contractDate"] for s in sales] == [s.contract_date.isoformat() for s in expected]
         by_dealing = {s.dealing_number: s for s in expected}
@@ -230,3 +234,74 @@ async def test_sql_counts_are_reported_per_operation(executor_client: httpx.Asyn
     assert (
         await gql(executor_client, "{ localities(first: 1) { edges { node { name } } } }")
     ).statements == 1
+
+
+COUNT = """query($filter: PropertyFilter, $first: Int! = 1) {
+  properties(filter: $filter, first: $first) { totalCount edges { cursor } } }"""
+
+
+async def total_count(client: httpx.AsyncClient, filter_: dict[str, Any] | None) -> int:
+    return int((await gql(client, COUNT, filter=filter_)).ok()["properties"]["totalCount"])
+
+
+async def test_total_count_is_the_length_of_the_whole_list(
+    client: httpx.AsyncClient, reference: Reference
+) -> None:
+    # The slice holds fewer properties than EXACT_COUNT_LIMIT: every count here is exact.
+    assert await total_count(client, None) == len(reference.by_property())
+    base = {"localityName": "erskineville", "postcode": "2043"}
+    in_erskineville = [
+        key for key, loc in reference.property_locality().items() if loc == ("ERSKINEVILLE", "2043")
+    ]
+    assert await total_count(client, base) == len(in_erskineville)
+    assert await total_count(client, {**base, "isStrata": True}) == sum(
+        1 for _, lot in in_erskineville if lot
+    )
+    for extra in (
+        {"minLastSalePrice": 1_000_000, "maxLastSalePrice": 2_000_000},
+        {"soldAfter": "2020-01-01", "nature": "RESIDENCE"},
+        {"minAreaM2": 100, "maxAreaM2": 200},
+        {"district": "city of sydney"},
+    ):
+        nodes = await walk(client, order="ID_ASC", filter_={**base, **extra})
+        assert await total_count(client, {**base, **extra}) == len(nodes), extra
+    assert await total_count(client, {"localityName": "ATLANTIS"}) == 0
+
+
+async def test_total_counts_cost_a_statement_per_level_and_nothing_unselected(
+    executor_client: httpx.AsyncClient,
+) -> None:
+    query = """query($first: Int!) { properties(first: $first, filter: {postcode: "2043"}) {
+        totalCount edges { node { sales(first: 1) { totalCount edges { node { price } } } } } } }"""
+    plain = """query($first: Int!) { properties(first: $first, filter: {postcode: "2043"}) {
+        edges { node { sales(first: 1) { edges { node { price } } } } } } }"""
+    for first in (10, 100):
+        response = await gql(executor_client, query, first=first)
+        connection = response.ok()["properties"]
+        assert len(connection["edges"]) == first < connection["totalCount"]
+        assert all(e["node"]["sales"]["totalCount"] >= 1 for e in connection["edges"])
+        # the page, its count, the sales of all its properties, their counts (one batch)
+        assert response.statements == 4
+        assert (await gql(executor_client, plain, first=first)).statements == 2
+
+
+async def test_past_the_exact_limit_the_count_is_the_planners_estimate(
+    pg_client: httpx.AsyncClient, reference: Reference, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL, a list longer than EXACT_COUNT_LIMIT is counted up to the limit and
+    then estimated from the table's statistics (EXPLAIN): a second statement."""
+    monkeypatch.setattr("loaders.properties.EXACT_COUNT_LIMIT", 100)
+    everything = await gql(pg_client, COUNT)
+    estimate = everything.ok()["properties"]["totalCount"]
+    assert estimate == pytest.approx(len(reference.by_property()), rel=0.1)
+    assert everything.statements == 3  # the page, the count stopped at 101, the estimate
+    small = {"isStrata": False, "soldAfter": "2024-06-01"}
+    response = await gql(pg_client, COUNT, filter=small, first=100)
+    connection = response.ok()["properties"]
+    assert len(connection["edges"]) == connection["totalCount"] <= 100  # exact
+    assert response.statements == 2
+    # A list restricted to localities is counted exactly, whatever its length.
+    in_2043 = sum(1 for _, code in reference.property_locality().values() if code == "2043")
+    response = await gql(pg_client, COUNT, filter={"postcode": "2043"})
+    assert response.ok()["properties"]["totalCount"] == in_2043 > 100
+    assert response.statements == 2

@@ -15,18 +15,37 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.compiler import compiles
 
 from db.engine import Database
 from db.keyset import KeysetOrder
 
 R = TypeVar("R")
 
-_statements: dict[Hashable, sa.Select[Any]] = {}
+
+class Explain(sa.Executable, sa.ClauseElement):
+    """`EXPLAIN (FORMAT JSON) <select>` (PostgreSQL): the plan, with the planner's row
+    estimates, of a statement that is not run; its bind parameters stay parameters."""
+
+    inherit_cache = False
+
+    def __init__(self, select: sa.Select[Any]) -> None:
+        self.select = select
 
 
-def cached_statement(key: Hashable, build: Callable[[], sa.Select[Any]]) -> sa.Select[Any]:
+@compiles(Explain, "postgresql")
+def _compile_explain(element: Explain, compiler: Any, **kw: Any) -> str:
+    return "EXPLAIN (FORMAT JSON) " + str(compiler.process(element.select, **kw))
+
+
+S = TypeVar("S", bound=sa.Executable)
+
+_statements: dict[Hashable, Any] = {}
+
+
+def cached_statement(key: Hashable, build: Callable[[], S]) -> S:
     """The statement built for `key`, built on first use (the keys are a small, fixed set)."""
-    statement = _statements.get(key)
+    statement: S | None = _statements.get(key)
     if statement is None:
         statement = _statements[key] = build()
     return statement

@@ -1,4 +1,4 @@
-"""Locality queries: by id, by (name, postcode), and name-ordered search pages."""
+"""Locality queries: by id, by (name, postcode), name-ordered search pages and their count."""
 
 from __future__ import annotations
 
@@ -42,13 +42,17 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _search(search: str | None) -> list[sa.ColumnElement[bool]]:
+    if not search:
+        return []
+    return [l.c.name.like(_escape_like(search.strip().upper()) + "%", escape="\\")]
+
+
 async def localities_page(
     db: Database, *, search: str | None, after: Sequence[Any] | None, limit: int
 ) -> list[LocalityRecord]:
     """Localities in name order; `search` matches a name prefix, case-insensitively."""
-    where: list[sa.ColumnElement[bool]] = []
-    if search:
-        where.append(l.c.name.like(_escape_like(search.strip().upper()) + "%", escape="\\"))
+    where = _search(search)
     if after is not None:
         where.append(LOCALITIES_BY_NAME.after(after))
     statement = (
@@ -58,6 +62,13 @@ async def localities_page(
         .limit(limit)
     )
     return [LocalityRecord(*row) for row in await db.fetch_all(statement)]
+
+
+async def count_localities(db: Database, *, search: str | None) -> int:
+    """How many localities `localities(search:)` lists (exactly: a few thousand at most)."""
+    statement = sa.select(sa.func.count()).select_from(l).where(*_search(search))
+    rows = await db.fetch_all(statement)
+    return int(rows[0][0])
 
 
 async def busiest_localities(db: Database, limit: int) -> list[int]:

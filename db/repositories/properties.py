@@ -1,7 +1,9 @@
-"""Property queries: by id, filtered keyset pages, and first-N pages per locality."""
+"""Property queries: by id, filtered keyset pages, first-N pages per locality, and counts."""
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -13,7 +15,13 @@ from db import tables
 from db.engine import Database
 from db.keyset import KeysetOrder
 from db.records import PROPERTY_COLUMNS, PropertyRecord
-from db.repositories.batching import cached_statement, first_n_per_key, rows_by_id
+from db.repositories.batching import (
+    Explain,
+    cached_statement,
+    first_n_per_key,
+    keys_param,
+    rows_by_id,
+)
 
 p = tables.properties
 l = tables.localities  # noqa: E741
@@ -142,6 +150,26 @@ def _page_per_locality(
     )
 
 
+Shape = tuple[tuple[str, ...], bool, bool]
+"""Which filters a criteria gives (statements are built once per shape): the names of the
+`_FILTERS` given, whether a locality name is, whether a postcode is."""
+
+
+def _shape(criteria: PropertyCriteria) -> Shape:
+    given = tuple(name for name in _FILTERS if getattr(criteria, name) is not None)
+    return given, criteria.locality_name is not None, criteria.postcode is not None
+
+
+@functools.cache
+def _conditions(shape: Shape) -> tuple[sa.ColumnElement[bool], ...]:
+    """Live properties matching the filters of `shape`, the locality ones as a subquery."""
+    given, by_name, by_postcode = shape
+    where = [p.c.deleted_at.is_(None), *(_FILTERS[name]() for name in given)]
+    if by_name or by_postcode:
+        where.append(_locality_condition(by_name, by_postcode))
+    return tuple(where)
+
+
 def _parameters(criteria: PropertyCriteria) -> dict[str, Any]:
     values: dict[str, Any] = {
         name: getattr(criteria, name)
@@ -222,19 +250,108 @@ async def properties_by_locality(
     db: Database,
     locality_ids: Sequence[int],
     *,
+    criteria: PropertyCriteria,
     order: KeysetOrder[PropertyRecord],
     after: Sequence[Any] | None,
     limit: int,
 ) -> dict[int, list[PropertyRecord]]:
+    """The first `limit` properties of each locality matching `criteria`, in `order`: per
+    locality, the (locality_id, <order>) index read in order, the filters applied to it."""
+    shape = _shape(criteria)
     return await first_n_per_key(
         db,
-        name="properties_by_locality",
+        name=f"properties_by_locality:{shape}",
         columns=PROPERTY_COLUMNS,
         key=p.c.locality_id,
         keys=locality_ids,
-        where=[p.c.deleted_at.is_(None)],
+        where=_conditions(shape),
         order=order,
         after=after,
         limit=limit,
         make=PropertyRecord,
+        parameters=_parameters(criteria),
     )
+
+
+async def count_properties(
+    db: Database, criteria: PropertyCriteria, *, at_most: int | None = None
+) -> int:
+    """How many live properties match `criteria`. With `at_most`, counting may stop there: a
+    count below it is exact, a count of `at_most` means "at least that many".
+
+    A list restricted to localities (by name or postcode) is counted exactly, on PostgreSQL
+    per matching locality (a LATERAL over them, each served by its (locality_id, id) index,
+    as the page is: `locality_id IN (SELECT ...)` makes the planner scan the whole table)."""
+    shape = _shape(criteria)
+    given, by_name, by_postcode = shape
+    per_locality = (by_name or by_postcode) and db.is_postgresql
+
+    def build() -> sa.Select[Any]:
+        if per_locality:
+            matching = sa.select(l.c.id.label("locality_id"))
+            if by_name:
+                matching = matching.where(
+                    l.c.name == sa.bindparam("locality_name", type_=sa.Text())
+                )
+            if by_postcode:
+                matching = matching.where(l.c.postcode == sa.bindparam("postcode", type_=sa.Text()))
+            wanted = matching.subquery("wanted")
+            counted = (
+                sa.select(sa.func.count().label("n"))
+                .select_from(p)
+                .where(p.c.locality_id == wanted.c.locality_id, *_conditions((given, False, False)))
+                .lateral("counted")
+            )
+            total = sa.func.coalesce(sa.func.sum(counted.c.n), 0)
+            return sa.select(total).select_from(wanted.join(counted, sa.true()))
+        if at_most is None:
+            return sa.select(sa.func.count()).select_from(p).where(*_conditions(shape))
+        capped = (
+            sa.select(sa.literal(1).label("one"))
+            .select_from(p)
+            .where(*_conditions(shape))
+            .limit(sa.bindparam("at_most", type_=sa.Integer()))
+            .subquery("capped")
+        )
+        return sa.select(sa.func.count()).select_from(capped)
+
+    capping = at_most is not None and not per_locality
+    statement = cached_statement(("count_properties", db.dialect, capping, shape), build)
+    params = _parameters(criteria)
+    if capping:
+        params["at_most"] = at_most
+    rows = await db.fetch_all(statement, params, prepared=True)
+    return int(rows[0][0])
+
+
+async def estimate_properties(db: Database, criteria: PropertyCriteria) -> int:
+    """PostgreSQL's planner estimate of how many live properties match `criteria` (from the
+    table's statistics, pg_class.reltuples and the columns' histograms: no row is read)."""
+    assert db.is_postgresql, "the planner's estimates are PostgreSQL's"
+    shape = _shape(criteria)
+    statement = cached_statement(
+        ("estimate_properties", db.dialect, shape),
+        lambda: Explain(sa.select(sa.literal(1)).select_from(p).where(*_conditions(shape))),
+    )
+    rows = await db.fetch_all(statement, _parameters(criteria), prepared=True)
+    plan = json.loads(rows[0][0]) if isinstance(rows[0][0], str) else rows[0][0]
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+async def count_properties_by_locality(
+    db: Database, locality_ids: Sequence[int], criteria: PropertyCriteria
+) -> dict[int, int]:
+    """How many live properties of each locality match `criteria`, exactly, in one statement
+    (the (locality_id, id) index; a locality holds at most some 17,000 properties)."""
+    shape = _shape(criteria)
+    statement = cached_statement(
+        ("count_properties_by_locality", db.dialect, shape),
+        lambda: (
+            sa.select(p.c.locality_id, sa.func.count())
+            .where(keys_param(db, p.c.locality_id), *_conditions(shape))
+            .group_by(p.c.locality_id)
+        ),
+    )
+    params = _parameters(criteria) | {"keys": list(locality_ids)}
+    rows = await db.fetch_all(statement, params, prepared=True)
+    return {row[0]: int(row[1]) for row in rows}

@@ -1,4 +1,4 @@
-"""Sale queries: by id and newest-first pages per property."""
+"""Sale queries: by id, newest-first pages per property, and counts per property."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
+import sqlalchemy as sa
+
 from db import tables
 from db.engine import Database
 from db.keyset import KeysetOrder
 from db.records import SALE_COLUMNS, SaleRecord
-from db.repositories.batching import first_n_per_key, rows_by_id
+from db.repositories.batching import cached_statement, first_n_per_key, keys_param, rows_by_id
 
 s = tables.sales
 
@@ -40,3 +42,18 @@ async def sales_by_property(
         limit=limit,
         make=SaleRecord,
     )
+
+
+async def count_sales_by_property(db: Database, property_ids: Sequence[int]) -> dict[int, int]:
+    """How many sales each property has (exactly: the (property_id, ...) index), in one
+    statement for the batch; properties with none are missing."""
+    statement = cached_statement(
+        ("count_sales_by_property", db.dialect),
+        lambda: (
+            sa.select(s.c.property_id, sa.func.count())
+            .where(keys_param(db, s.c.property_id))
+            .group_by(s.c.property_id)
+        ),
+    )
+    rows = await db.fetch_all(statement, {"keys": list(property_ids)}, prepared=True)
+    return {row[0]: int(row[1]) for row in rows}
