@@ -20,6 +20,7 @@ from app.estimates.service import ModelRegistry
 from app.estimates.tasks import Trainer
 from app.graphql.query_limits import QueryAnalyzer
 from app.graphql.warming import Warmer
+from app.http.front import front_door
 from app.http.gate import Gate
 from app.http.graphiql import graphiql_assets
 from app.http.headers import SecurityHeaders
@@ -121,6 +122,7 @@ def create_app(
 
     app = Starlette(
         routes=[
+            Route("/", front_door(production=production, docs_url=settings.docs_url)),
             Route("/graphql", gate, methods=["GET", "POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),

@@ -3,6 +3,7 @@ from __future__ import annotations
 import httpx
 
 from tests.support.apps import running_app
+from tests.support.prod import prod_settings
 from tests.support.settings import settings_for
 
 
@@ -24,3 +25,34 @@ async def test_readyz_is_503_when_the_database_is_unreachable() -> None:
         breaker = ready.json()["dependencies"]["postgresql"]["breaker"]
         assert breaker["state"] == "CLOSED"
         assert breaker["calls"] >= 1
+
+
+async def test_the_root_redirects_to_graphiql_outside_prod(client: httpx.AsyncClient) -> None:
+    response = await client.get("/", headers={"accept": "text/html"})
+    assert response.status_code == 307
+    assert response.headers["location"] == "/graphql"
+    query = await client.get("/?query=%7B__typename%7D")
+    assert (query.status_code, query.headers["location"]) == (
+        307,
+        "/graphql?query=%7B__typename%7D",
+    )
+    assert (await client.post("/")).status_code == 405
+
+
+async def test_the_root_in_prod_says_where_the_api_and_its_docs_are(sqlite_url: str) -> None:
+    docs = "https://docs.example.com/propintel"
+    async with running_app(prod_settings(sqlite_url, PROPINTEL_DOCS_URL=docs)) as app:
+        response = await app.client.get("/", headers={"accept": "text/html"})
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/json"
+        about = response.json()
+        assert (about["graphql"], about["docs"]) == ("/graphql", docs)
+        assert "graphiql" not in response.text.lower()
+        # The example it gives answers.
+        answer = await app.client.post("/graphql", json=about["example"])
+        assert answer.status_code == 200
+        assert "errors" not in answer.json()
+    async with running_app(prod_settings(sqlite_url)) as app:
+        about = (await app.client.get("/")).json()
+        assert about["graphql"] == "/graphql"
+        assert "docs" not in about  # none configured: nothing to link to

@@ -155,6 +155,9 @@ class Settings(BaseSettings):
         default_factory=lambda: QueryLimits.for_role("admin"),
         alias="PROPINTEL_QUERY_LIMITS_ADMIN",
     )
+    docs_url: str | None = Field(default=None, alias="PROPINTEL_DOCS_URL")
+    """Where the API's documentation lives: `/` links to it in prod (elsewhere `/` goes to
+    GraphiQL)."""
     db_sslmode: DbSslMode | None = Field(default=None, alias="PROPINTEL_DB_SSLMODE")
     """PostgreSQL TLS, as libpq's sslmode; also settable as `?sslmode=` in DATABASE_URL."""
     db_sslrootcert: Path | None = Field(default=None, alias="PROPINTEL_DB_SSLROOTCERT")
