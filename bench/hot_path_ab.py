@@ -29,10 +29,10 @@ os.environ.update(
     }
 )
 
-import httpx  # noqa: E402  (settings come from the environment set above)
-from asgi_lifespan import LifespanManager  # noqa: E402
+import httpx  # imported after the environment above: settings read it
+from asgi_lifespan import LifespanManager
 
-from app.asgi import create_app  # noqa: E402
+from app.asgi import create_app
 
 Q1 = """query($id: ID!) { property(id: $id) { id address lastSalePrice lastSaleDate
   sales(first: 10) { edges { node { contractDate price dealingNumber } } } } }"""
