@@ -6,7 +6,6 @@ Each loader-backed field is one batch function over its parents, declared with `
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date
 from typing import Annotated
 
@@ -78,7 +77,7 @@ async def localities(
         lambda _position, _page: ["list:localities"],
         context.scope,
     )
-    return [replace(page, counted=prefix)] * len(parents)
+    return [page.counting(prefix)] * len(parents)
 
 
 @batched(Audience.PUBLIC)
@@ -146,6 +145,6 @@ async def properties(
         ]
     )
     return [
-        replace(page, counted=PropertyCountKey(criteria, p.id))
+        page.counting(PropertyCountKey(criteria, p.id))
         for p, page in zip(parents, pages, strict=True)
     ]

@@ -6,7 +6,6 @@ Each loader-backed field is one batch function over its parents, declared with `
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated
 
 import strawberry
@@ -64,7 +63,7 @@ async def properties(
         context.scope,
     )
     context.loaders.property_by_id.prime_records(page.nodes)
-    return [replace(page, counted=PropertyCountKey(criteria))] * len(parents)
+    return [page.counting(PropertyCountKey(criteria))] * len(parents)
 
 
 @batched(Audience.PUBLIC)
@@ -135,4 +134,4 @@ async def sales(
     pages = await context.loaders.sales_by_property.load_many(
         [SalesPageKey(p.id, size, after, after_values) for p in parents]
     )
-    return [replace(page, counted=p.id) for p, page in zip(parents, pages, strict=True)]
+    return [page.counting(p.id) for p, page in zip(parents, pages, strict=True)]
