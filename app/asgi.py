@@ -13,6 +13,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from app.accounts.service import Accounts
+from app.alerts.service import AlertService
 from app.auth.identify import Authenticator
 from app.auth.tokens import AccessTokens
 from app.cache.service import CacheService
@@ -28,8 +29,11 @@ from app.http.health import healthz, readyz
 from app.http.json_door import GraphQLEndpoint
 from app.http.rate_limits import RateLimiter
 from app.http.view import PropintelGraphQL
+from app.jobs.service import JobQueue
 from app.settings import Profile, Settings, get_settings
 from app.settings.policies import database_dependency, redis_dependency
+from app.streams.broker import AlertBroker
+from app.webhooks.service import WebhookService
 from db.engine import Database, create_engine
 from db.tls import asyncpg_ssl
 from schema import build_schema
@@ -78,6 +82,7 @@ def create_app(
     )
     models = ModelRegistry(db, poll_s=settings.model_poll_s)
     trainer = Trainer(db, models, settings.database_url)
+    broker = AlertBroker(settings)
     graphql = PropintelGraphQL(
         db=db,
         settings=settings,
@@ -85,6 +90,10 @@ def create_app(
         accounts=Accounts(db, settings, tokens, authenticator),
         models=models,
         trainer=trainer,
+        alerts=AlertService(db, settings),
+        webhooks=WebhookService(db, settings),
+        jobs=JobQueue(db),
+        broker=broker,
         schema=schema,
         graphql_ide=None if production else "graphiql",
     )
@@ -137,6 +146,7 @@ def create_app(
     app.state.caching = caching
     app.state.models = models
     app.state.trainer = trainer
+    app.state.broker = broker
     app.state.dependencies = {"postgresql": postgresql, "redis": redis}
     return app
 

@@ -10,12 +10,16 @@ from starlette.responses import Response
 from strawberry.types import Info as StrawberryInfo
 
 from app.accounts.service import Accounts
+from app.alerts.service import AlertService
 from app.auth.principal import Principal
 from app.cache import Cache, RequestScope
 from app.cache.service import CacheService
 from app.estimates.service import ModelRegistry
 from app.estimates.tasks import Trainer
+from app.jobs.service import JobQueue
 from app.settings import Profile, Settings
+from app.streams.broker import AlertBroker
+from app.webhooks.service import WebhookService
 from db.engine import Database
 from loaders import Loaders
 
@@ -38,6 +42,11 @@ class Context:
     models: ModelRegistry | None
     """The active price model (None: estimates are off in this process)."""
     trainer: Trainer | None
+    alerts: AlertService
+    webhooks: WebhookService
+    jobs: JobQueue
+    broker: AlertBroker
+    """Wakes subscriptions when alerts are made (the worker publishes, subscriptions listen)."""
     field_batches: dict[Any, Any] = field(default_factory=dict)
     """Loader-backed fields' per-request gatherers (resolvers/fields.py), by field and
     arguments: how Strawberry's executor batches them too."""

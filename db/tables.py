@@ -315,3 +315,237 @@ sa.Index(
     postgresql_where=price_models.c.active,
     sqlite_where=price_models.c.active,
 )
+
+
+# Alerts (issue 14): what people follow, and what they are told. Every row belongs to a user
+# (row-level security on PostgreSQL, migration 0004). Times are written by the service in UTC.
+saved_searches = sa.Table(
+    "saved_searches",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("user_id", Id, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("frequency", sa.String(8), nullable=False),
+    sa.Column("filter", sa.Text, nullable=False),  # JSON: the filter as the user gave it
+    # The filter as columns, so that matching is one set-based join. `anchor` is the most
+    # selective place the filter names ('L:<LOCALITY>', 'P:<postcode>', 'D:<DISTRICT>' or 'B'
+    # for a bounding box only): a sale is compared only with the searches of its own places.
+    sa.Column("anchor", sa.Text, nullable=False),
+    sa.Column("locality_name", sa.Text),  # upper case
+    sa.Column("postcode", sa.Text),
+    sa.Column("district", sa.Text),  # upper case
+    sa.Column("is_strata", sa.Boolean),
+    sa.Column("nature", sa.Text),
+    sa.Column("min_area_m2", sa.Float),
+    sa.Column("max_area_m2", sa.Float),
+    sa.Column("min_price", sa.BigInteger),
+    sa.Column("max_price", sa.BigInteger),
+    sa.Column("sold_after", sa.Date),
+    sa.Column("sold_before", sa.Date),
+    sa.Column("min_lat", sa.Float),
+    sa.Column("min_lon", sa.Float),
+    sa.Column("max_lat", sa.Float),
+    sa.Column("max_lon", sa.Float),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("last_matched_at", UtcDateTime),
+    sa.CheckConstraint(
+        "frequency IN ('INSTANT', 'DAILY', 'WEEKLY')", name="ck_saved_searches_frequency"
+    ),
+)
+
+# Matches of DAILY and WEEKLY searches, gathered into one DIGEST alert per period.
+saved_search_matches = sa.Table(
+    "saved_search_matches",
+    metadata,
+    sa.Column(
+        "saved_search_id",
+        Id,
+        sa.ForeignKey("saved_searches.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("sale_id", Id, sa.ForeignKey("sales.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("user_id", Id, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("matched_at", UtcDateTime, nullable=False),
+)
+
+watches = sa.Table(
+    "watches",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("user_id", Id, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("property_id", Id, sa.ForeignKey("properties.id"), nullable=False),
+    sa.Column("estimate_change_pct", sa.Float, nullable=False),
+    # The estimate the next change is measured from (set when first estimated, moved by
+    # each ESTIMATE_CHANGED alert), and the model version that made it.
+    sa.Column("baseline_estimate", sa.BigInteger),
+    sa.Column("baseline_model_version", Id),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("user_id", "property_id"),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("user_id", Id, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("read_at", UtcDateTime),
+    sa.Column("saved_search_id", Id, sa.ForeignKey("saved_searches.id", ondelete="SET NULL")),
+    sa.Column("watch_id", Id, sa.ForeignKey("watches.id", ondelete="SET NULL")),
+    sa.Column("property_id", Id, sa.ForeignKey("properties.id")),
+    sa.Column("sale_id", Id, sa.ForeignKey("sales.id")),
+    sa.Column("data", sa.Text),  # JSON: a digest's matches, an estimate's change
+    # What makes an alert happen once: 'S:<search>:<sale>', 'W:<watch>:<sale>',
+    # 'E:<watch>:<cause>', 'D:<search>:<period>'. Matching inserts ON CONFLICT DO NOTHING.
+    sa.Column("dedupe_key", sa.Text, nullable=False),
+    sa.UniqueConstraint("dedupe_key"),
+    sa.CheckConstraint(
+        "kind IN ('SALE_MATCHED', 'PROPERTY_SOLD', 'ESTIMATE_CHANGED', 'DIGEST')",
+        name="ck_alerts_kind",
+    ),
+)
+
+# Webhooks (issue 14): endpoints, one delivery per (endpoint, alert), every attempt.
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("user_id", Id, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("events", sa.Text, nullable=False),  # comma-separated AlertKind names
+    # Signing secrets (whsec_...). They must be usable to sign, so they are stored, not
+    # hashed; the previous one keeps signing until previous_secret_expires_at.
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("previous_secret", sa.Text),
+    sa.Column("previous_secret_expires_at", UtcDateTime),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("disabled_reason", sa.Text),
+    sa.Column("failing_since", UtcDateTime),  # first failure since the last success
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.CheckConstraint("status IN ('ACTIVE', 'DISABLED')", name="ck_webhook_endpoints_status"),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column(
+        "endpoint_id", Id, sa.ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("user_id", Id, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("alert_id", Id, sa.ForeignKey("alerts.id", ondelete="SET NULL")),
+    sa.Column("message_id", sa.String(64), nullable=False),  # webhook-id: same on every retry
+    sa.Column("event_type", sa.String(32), nullable=False),  # sale.matched, ...
+    sa.Column("payload", sa.Text, nullable=False),  # the exact body, so retries match
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempt_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UtcDateTime),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("message_id"),
+    sa.UniqueConstraint("endpoint_id", "alert_id"),
+    sa.CheckConstraint(
+        "status IN ('PENDING', 'SUCCEEDED', 'FAILED', 'DEAD', 'CANCELLED')",
+        name="ck_webhook_deliveries_status",
+    ),
+)
+
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column(
+        "delivery_id",
+        Id,
+        sa.ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("user_id", Id, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("attempted_at", UtcDateTime, nullable=False),
+    sa.Column("status_code", sa.Integer),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Column("error", sa.Text),
+)
+
+# The job queue (issue 14): the transactional outbox and the work queue in one table. A write
+# inserts its job in its own transaction; workers claim due jobs (FOR UPDATE SKIP LOCKED on
+# PostgreSQL) under a lease that a dead worker's jobs outlive only until it expires.
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),  # JSON object
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("run_at", UtcDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("locked_by", sa.String(64)),
+    sa.Column("lease_expires_at", UtcDateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Column("dedupe_key", sa.Text),  # at most one job per key (periodic runs, retrains)
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("started_at", UtcDateTime),
+    sa.Column("finished_at", UtcDateTime),
+    sa.UniqueConstraint("dedupe_key"),
+    sa.CheckConstraint(
+        "status IN ('QUEUED', 'RUNNING', 'RETRYING', 'SUCCEEDED', 'DEAD')", name="ck_jobs_status"
+    ),
+)
+
+# One row per (periodic task, period): whoever inserts it runs the period, once.
+periodic_runs = sa.Table(
+    "periodic_runs",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("period", sa.String(32), primary_key=True),
+    sa.Column("claimed_at", UtcDateTime, nullable=False),
+)
+
+job_workers = sa.Table(
+    "job_workers",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("hostname", sa.Text, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("concurrency", sa.Integer, nullable=False),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("heartbeat_at", UtcDateTime, nullable=False),
+)
+
+sa.Index("ix_saved_searches_user_id", saved_searches.c.user_id, saved_searches.c.id)
+sa.Index("ix_saved_searches_anchor", saved_searches.c.anchor)
+sa.Index("ix_saved_search_matches_matched_at", saved_search_matches.c.matched_at)
+sa.Index("ix_watches_property_id", watches.c.property_id)
+sa.Index("ix_alerts_user_id", alerts.c.user_id, alerts.c.id)
+sa.Index(
+    "ix_alerts_user_unread",
+    alerts.c.user_id,
+    alerts.c.id,
+    postgresql_where=alerts.c.read_at.is_(None),
+    sqlite_where=alerts.c.read_at.is_(None),
+)
+sa.Index("ix_webhook_endpoints_user_id", webhook_endpoints.c.user_id, webhook_endpoints.c.id)
+sa.Index(
+    "ix_webhook_deliveries_endpoint", webhook_deliveries.c.endpoint_id, webhook_deliveries.c.id
+)
+sa.Index(
+    "ix_webhook_deliveries_status", webhook_deliveries.c.status, webhook_deliveries.c.updated_at
+)
+sa.Index("ix_webhook_attempts_delivery", webhook_attempts.c.delivery_id, webhook_attempts.c.id)
+sa.Index(
+    "ix_jobs_due",
+    jobs.c.run_at,
+    postgresql_where=jobs.c.status.in_(["QUEUED", "RETRYING"]),
+    sqlite_where=jobs.c.status.in_(["QUEUED", "RETRYING"]),
+)
+sa.Index(
+    "ix_jobs_leased",
+    jobs.c.lease_expires_at,
+    postgresql_where=jobs.c.status == "RUNNING",
+    sqlite_where=jobs.c.status == "RUNNING",
+)
+sa.Index("ix_jobs_finished", jobs.c.status, jobs.c.finished_at)

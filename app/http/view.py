@@ -18,6 +18,7 @@ from strawberry.http.types import HTTPMethod
 from strawberry.types import ExecutionResult
 
 from app.accounts.service import Accounts
+from app.alerts.service import AlertService
 from app.auth.principal import Principal, anonymous
 from app.cache import Cache, PassThrough, RequestScope
 from app.cache.service import CacheService
@@ -29,8 +30,11 @@ from app.graphql.executor import CompiledExecutor
 from app.graphql.plan import OperationPlan
 from app.http.graphiql import graphiql_page
 from app.http.variables import name_the_argument
+from app.jobs.service import JobQueue
 from app.resilience.deadline import deadline_in
 from app.settings import Profile, Settings
+from app.streams.broker import AlertBroker
+from app.webhooks.service import WebhookService
 from db.engine import Database
 from loaders import create_loaders
 
@@ -82,9 +86,17 @@ class PropintelGraphQL(GraphQL[Context, None]):
         accounts: Accounts,
         models: ModelRegistry | None = None,
         trainer: Trainer | None = None,
+        alerts: AlertService,
+        webhooks: WebhookService,
+        jobs: JobQueue,
+        broker: AlertBroker,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.alerts = alerts
+        self.webhooks = webhooks
+        self.jobs = jobs
+        self.broker = broker
         self.db = db
         self.accounts = accounts
         self.models = models
@@ -123,6 +135,10 @@ class PropintelGraphQL(GraphQL[Context, None]):
             accounts=self.accounts,
             models=self.models,
             trainer=self.trainer,
+            alerts=self.alerts,
+            webhooks=self.webhooks,
+            jobs=self.jobs,
+            broker=self.broker,
         )
 
     async def execute_single(

@@ -1,0 +1,1 @@
+"""Saved searches, watched properties and the alerts they produce (issue 14)."""

@@ -1,0 +1,1 @@
+"""Live streams to subscribers (GraphQL subscriptions over graphql-transport-ws)."""

@@ -1,0 +1,1 @@
+"""Webhook endpoints and signed deliveries, to the Standard Webhooks specification (issue 14)."""
