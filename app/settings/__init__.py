@@ -9,9 +9,10 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.settings.cache import Ttls
 from app.settings.policies import dependency_configs
@@ -162,6 +163,54 @@ class Settings(BaseSettings):
     """PostgreSQL TLS, as libpq's sslmode; also settable as `?sslmode=` in DATABASE_URL."""
     db_sslrootcert: Path | None = Field(default=None, alias="PROPINTEL_DB_SSLROOTCERT")
     """CA bundle for verify-ca / verify-full (default: the system's trust store)."""
+    # Background jobs (issue 14).
+    worker_enabled: bool = Field(default=True, alias="PROPINTEL_WORKER")
+    """`propintel serve` runs a job worker in its own process unless this is false (then run
+    `propintel worker`). The embedded SQLite default needs it (one writer)."""
+    worker_concurrency: int = Field(default=16, ge=1, le=512, alias="PROPINTEL_WORKER_CONCURRENCY")
+    worker_poll_s: float = Field(default=1.0, gt=0, le=60, alias="PROPINTEL_WORKER_POLL_S")
+    """How often a worker looks for due jobs without a notification (PostgreSQL NOTIFY wakes
+    it at once; SQLite has no notifications)."""
+    job_lease_s: float = Field(default=60, ge=1, le=3600, alias="PROPINTEL_JOB_LEASE_S")
+    """How long a claimed job is a worker's before another may take it (extended while it
+    runs): the most a killed worker's jobs wait."""
+    # Webhooks (issue 14).
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="PROPINTEL_WEBHOOK_ALLOWED_HOSTS"
+    )
+    """Hosts (comma-separated) a webhook may target even though they resolve to a private,
+    loopback or link-local address (an internal receiver)."""
+    webhook_timeout_s: float = Field(default=15, gt=0, le=60, alias="PROPINTEL_WEBHOOK_TIMEOUT_S")
+    webhook_endpoint_concurrency: int = Field(
+        default=4, ge=1, le=100, alias="PROPINTEL_WEBHOOK_ENDPOINT_CONCURRENCY"
+    )
+    """Deliveries in flight to one endpoint from one worker process."""
+    webhook_retention_days: float = Field(
+        default=7, gt=0, le=3650, alias="PROPINTEL_WEBHOOK_RETENTION_DAYS"
+    )
+    """Succeeded deliveries (and their attempts) are purged after this many days."""
+    webhook_failed_retention_days: float = Field(
+        default=30, gt=0, le=3650, alias="PROPINTEL_WEBHOOK_FAILED_RETENTION_DAYS"
+    )
+    max_webhook_endpoints: int = Field(default=10, ge=1, le=1000, alias="PROPINTEL_MAX_WEBHOOKS")
+    """Per user."""
+    # Saved searches and watches (issue 14), per user.
+    max_saved_searches: int = Field(
+        default=50, ge=1, le=10_000, alias="PROPINTEL_MAX_SAVED_SEARCHES"
+    )
+    max_watches: int = Field(default=200, ge=1, le=100_000, alias="PROPINTEL_MAX_WATCHES")
+    subscription_poll_s: float = Field(
+        default=2.0, gt=0, le=60, alias="PROPINTEL_SUBSCRIPTION_POLL_S"
+    )
+    """How often a subscription checks for alerts itself while the broker (Redis pub/sub) is
+    unreachable."""
+
+    @field_validator("webhook_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [host.strip().lower() for host in value.split(",") if host.strip()]
+        return value
 
     @field_validator("database_url")
     @classmethod
