@@ -439,7 +439,7 @@ webhook_deliveries = sa.Table(
     sa.Column("alert_id", Id, sa.ForeignKey("alerts.id", ondelete="SET NULL")),
     sa.Column("message_id", sa.String(64), nullable=False),  # webhook-id: same on every retry
     sa.Column("event_type", sa.String(32), nullable=False),  # sale.matched, ...
-    sa.Column("payload", sa.Text, nullable=False),  # the exact body, so retries match
+    sa.Column("payload", sa.Text),  # the exact body (made by the first attempt): retries match
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempt_count", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", UtcDateTime),
