@@ -17,7 +17,7 @@ COMPILED_EXECUTION = {"compiled": True, "standard": False}
 
 
 def settings_for(url: str, **overrides: Any) -> Settings:
-    """Test settings. The cache and rate limits are off unless a test turns them on: most
+    """Test settings. The cache, rate limits and job worker are off unless a test turns them on: most
     tests check what the database path does (results, statement counts) and walk whole
     lists; tests/test_cache*.py and tests/test_rate_limits.py check those."""
     values: dict[str, Any] = {
@@ -27,6 +27,9 @@ def settings_for(url: str, **overrides: Any) -> Settings:
         "PROPINTEL_CACHE_ENABLED": False,
         "PROPINTEL_RATE_LIMIT_ENABLED": False,
         "PROPINTEL_TRAIN_ON_START": False,
+        # No in-process job worker unless a test asks for one (PROPINTEL_WORKER=True): many
+        # apps share each test database, and a worker in one would run another test's jobs.
+        "PROPINTEL_WORKER": False,
         "JWT_SECRET": JWT_SECRET,
         "ADMIN_API_KEY": BOOTSTRAP_KEY,
         **overrides,
