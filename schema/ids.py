@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 import strawberry
 
 from app.errors import UserInputError
+from app.ids import decode_global_id, encode_global_id
 
 NODE_TYPES = ("Property", "Sale", "Locality")
 
 
 def to_global_id(type_name: str, pk: int) -> strawberry.ID:
-    return strawberry.ID(base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode())
+    return strawberry.ID(encode_global_id(type_name, pk))
 
 
 def from_global_id(
@@ -21,10 +19,8 @@ def from_global_id(
 ) -> tuple[str, int]:
     """(type name, primary key) of an id this API issued; BAD_USER_INPUT otherwise."""
     try:
-        decoded = base64.urlsafe_b64decode(global_id.encode() + b"=" * (-len(global_id) % 4))
-        type_name, _, raw_pk = decoded.decode().partition(":")
-        pk = int(raw_pk)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        type_name, pk = decode_global_id(global_id)
+    except ValueError:
         raise UserInputError(
             f"{global_id!r} is not an id this API issued", argument=argument
         ) from None
