@@ -1,0 +1,61 @@
+"""What live subscriptions read: a user's alerts past an id, and which users have new ones.
+
+A subscription never trusts a message for content: it is woken (app/streams/broker.py), then
+reads the alerts table, the truth. A user's reads run in `owner_scope` (row-level security on
+PostgreSQL) and name the user in their WHERE clause too (the only guard on SQLite). The
+watermark query (`users_with_alerts_after`) runs as the service: it returns user ids only, so
+a process can wake its subscribers when pub/sub is unavailable.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from db import tables
+from db.engine import Database
+from db.repositories.accounts import owner_scope
+from db.repositories.alerts import ALERT_COLUMNS, AlertRecord, alert_from_row
+
+_ALERTS = tables.alerts
+
+_LATEST = sa.text("SELECT COALESCE(MAX(id), 0) FROM alerts WHERE user_id = :user_id")
+_AFTER = sa.text(
+    f"SELECT {ALERT_COLUMNS} FROM alerts WHERE user_id = :user_id AND id > :after_id "
+    "ORDER BY id LIMIT :limit"
+)
+_WATERMARK = sa.text("SELECT COALESCE(MAX(id), 0) FROM alerts")
+_USERS_AFTER = (
+    sa.select(_ALERTS.c.user_id, sa.func.max(_ALERTS.c.id))
+    .where(_ALERTS.c.id > sa.bindparam("after_id"))
+    .group_by(_ALERTS.c.user_id)
+)
+
+
+async def latest_alert_id(db: Database, user_id: int) -> int:
+    """The id of the user's newest alert, 0 when they have none (index (user_id, id))."""
+    async with owner_scope(db, user_id) as conn:
+        return int((await conn.execute(_LATEST, {"user_id": user_id})).scalar_one())
+
+
+async def alerts_after(
+    db: Database, user_id: int, after_id: int, limit: int = 100
+) -> list[AlertRecord]:
+    """The user's alerts with an id above `after_id`, oldest first, at most `limit`."""
+    async with owner_scope(db, user_id) as conn:
+        rows = await conn.execute(
+            _AFTER, {"user_id": user_id, "after_id": after_id, "limit": limit}
+        )
+        return [alert_from_row(row) for row in rows]
+
+
+async def alert_watermark(db: Database) -> int:
+    """The newest alert id of any user, 0 when there is none."""
+    return int((await db.fetch_all(_WATERMARK, prepared=True))[0][0])
+
+
+async def users_with_alerts_after(db: Database, after_id: int) -> tuple[list[int], int]:
+    """(the users with an alert above `after_id`, the newest such id or `after_id`): one
+    statement, the primary key's range. Ids only, never an alert's content."""
+    rows = await db.fetch_all(_USERS_AFTER, {"after_id": after_id}, prepared=True)
+    newest = max((int(row[1]) for row in rows), default=after_id)
+    return [int(row[0]) for row in rows], max(newest, after_id)
