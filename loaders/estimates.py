@@ -10,39 +10,20 @@ changes the version in every key.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import date
 
 from strawberry.dataloader import DataLoader
 
 from app.cache import Cache, RequestScope, Resource
-from app.estimates.service import ModelRegistry
-from app.ml import Estimate, Subject
+from app.estimates.service import ModelRegistry, subject_of
+from app.ml import Estimate
 from db.engine import Database
 from db.records import PropertyRecord
 from db.repositories.estimates import market_history
 from loaders.base import CachedLoader
 
 EstimateKey = tuple[int, date]
-
-
-def subject_of(record: PropertyRecord, history: Sequence[tuple[date, int]]) -> Subject:
-    return Subject(
-        locality_id=record.locality_id,
-        locality_name="",
-        postcode=record.postcode,
-        district_code=record.district_code,
-        latitude=record.latitude,
-        longitude=record.longitude,
-        is_strata=record.is_strata,
-        area_m2=record.area_m2,
-        zoning=record.zoning,
-        nature=record.nature,
-        primary_purpose=record.primary_purpose,
-        street_name=record.street_name,
-        previous_sales=tuple(history),
-        house_number=record.house_number,
-    )
 
 
 Cached = list[int]

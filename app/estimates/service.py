@@ -18,10 +18,34 @@ from datetime import date
 from app.ml import Estimate, PriceModel, Subject
 from app.resilience.bulkhead import Bulkhead, Preset
 from db.engine import Database
+from db.records import PropertyRecord
 from db.repositories import price_models as repo
 from db.repositories.price_models import ModelRecord
 
 logger = logging.getLogger("propintel.estimates")
+
+
+def subject_of(record: PropertyRecord, history: Sequence[tuple[date, int]]) -> Subject:
+    """A stored property as the model sees it: its record and its market sales (contract
+    date, price) before the estimate's date, oldest first. `Property.estimate`
+    (loaders/estimates.py) and the estimate watches (app/estimates/watches.py) both build
+    their subjects here, so a watch's estimate is the one the API answers."""
+    return Subject(
+        locality_id=record.locality_id,
+        locality_name="",
+        postcode=record.postcode,
+        district_code=record.district_code,
+        latitude=record.latitude,
+        longitude=record.longitude,
+        is_strata=record.is_strata,
+        area_m2=record.area_m2,
+        zoning=record.zoning,
+        nature=record.nature,
+        primary_purpose=record.primary_purpose,
+        street_name=record.street_name,
+        previous_sales=tuple(history),
+        house_number=record.house_number,
+    )
 
 
 @dataclass(frozen=True, slots=True)
