@@ -1,0 +1,241 @@
+"""The worker's side of webhooks: `webhook.deliver` (one attempt per run) and the periodic
+`webhooks.retention`.
+
+A delivery's job runs once per attempt. An attempt that fails schedules the next by
+returning RunAgain(next attempt): the job waits in the queue, not in a worker slot. The
+delivery row is the truth (status, attempts, next_attempt_at); the job only wakes it, so a
+duplicate job (a replay while a retry waits, a worker killed mid-attempt) does no harm:
+`claim_attempt` lets one of them send each attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from app.jobs.registry import Job, JobRegistry, RunAgain
+from app.settings import Settings
+from app.webhooks import signing
+from app.webhooks.payloads import build_body
+from app.webhooks.schedule import parse_retry_after, retry_delay
+from app.webhooks.urls import RefusedUrl, check_url
+from db.engine import Database
+from db.repositories import webhooks as repo
+from db.repositories.webhooks import DeliveryTarget, Outcome
+
+DELIVER = "webhook.deliver"
+RETENTION = "webhooks.retention"
+AT_CAP_DELAY = timedelta(seconds=0.2)
+"""How soon a delivery whose endpoint is at its concurrency cap is looked at again."""
+RESPONSE_BYTES_READ = 64 * 1024
+"""What an attempt reads of the answer (enough to keep the connection; the body is ignored)."""
+USER_AGENT = "propintel-webhooks/1"
+MAX_ERROR_CHARS = 500
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Clients:
+    """One shared httpx client per event loop (a worker process has one loop; tests start
+    several): keep-alive connections to receivers, no redirects followed."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
+        self._clients = weakref.WeakKeyDictionary()
+
+    def get(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None or client.is_closed:
+            client = httpx.AsyncClient(
+                follow_redirects=False,
+                timeout=httpx.Timeout(self.settings.webhook_timeout_s),
+                limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
+                headers={"user-agent": USER_AGENT},
+                trust_env=False,  # never through a proxy from the environment
+            )
+            self._clients[loop] = client
+        return client
+
+    async def aclose(self) -> None:
+        loop = asyncio.get_running_loop()
+        client = self._clients.pop(loop, None)
+        if client is not None:
+            await client.aclose()
+
+
+class Deliverer:
+    """`webhook.deliver {"delivery_id"}`: one attempt of one delivery."""
+
+    def __init__(self, db: Database, settings: Settings, *, clock: Clock = _utcnow) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.clients = Clients(settings)
+        self.in_flight: Counter[int] = Counter()
+        """Attempts in flight per endpoint in this process (the per-endpoint cap)."""
+
+    async def __call__(self, job: Job) -> RunAgain | None:
+        delivery_id = int(job.payload["delivery_id"])
+        target = await repo.delivery_target(self.db, delivery_id)
+        if target is None or target.status not in repo.RETRYABLE:
+            return None  # deleted (with its endpoint, by retention) or already final
+        if target.endpoint_status != "ACTIVE":
+            await repo.cancel_delivery(self.db, delivery_id)
+            return None
+        now = self.clock()
+        if target.next_attempt_at is not None and target.next_attempt_at > now:
+            # Not due (a replayed delivery's older job, or another job holds this attempt).
+            return RunAgain(target.next_attempt_at)
+        if self.in_flight[target.endpoint_id] >= self.settings.webhook_endpoint_concurrency:
+            return RunAgain(now + AT_CAP_DELAY)
+        self.in_flight[target.endpoint_id] += 1
+        try:
+            return await self._attempt(target, now)
+        finally:
+            self.in_flight[target.endpoint_id] -= 1
+            if self.in_flight[target.endpoint_id] <= 0:
+                del self.in_flight[target.endpoint_id]
+
+    async def _attempt(self, target: DeliveryTarget, now: datetime) -> RunAgain | None:
+        hold = now + timedelta(seconds=self.settings.webhook_timeout_s + 30)
+        if not await repo.claim_attempt(self.db, target.delivery_id, now, hold):
+            fresh = await repo.delivery_target(self.db, target.delivery_id)
+            if fresh is None or fresh.status not in repo.RETRYABLE:
+                return None
+            return RunAgain(fresh.next_attempt_at or now + AT_CAP_DELAY)
+        body = target.payload
+        if body is None:
+            facts = (
+                None
+                if target.alert_id is None
+                else await repo.alert_facts(self.db, target.alert_id)
+            )
+            if facts is None:  # the alert is gone (its user deleted it): nothing to say
+                await repo.cancel_delivery(self.db, target.delivery_id)
+                return None
+            body = await repo.store_payload(self.db, target.delivery_id, build_body(facts))
+        outcome = await self._send(target, body)
+        status = await repo.record_attempt(self.db, target, outcome)
+        if status == "FAILED" and outcome.next_attempt_at is not None:
+            return RunAgain(outcome.next_attempt_at)
+        return None
+
+    def _secrets(self, target: DeliveryTarget, now: datetime) -> list[str]:
+        signing_secrets = [target.secret]
+        if (
+            target.previous_secret is not None
+            and target.previous_secret_expires_at is not None
+            and target.previous_secret_expires_at > now
+        ):
+            signing_secrets.append(target.previous_secret)
+        return signing_secrets
+
+    async def _send(self, target: DeliveryTarget, body: str) -> Outcome:
+        started_at = self.clock()
+        started = time.perf_counter()
+        status_code: int | None = None
+        error: str | None = None
+        retry_after: str | None = None
+        timeout = self.settings.webhook_timeout_s
+        try:
+            await check_url(target.url, self.settings)
+            timestamp = int(time.time())
+            headers = signing.headers(
+                self._secrets(target, started_at), target.message_id, timestamp, body
+            )
+            async with asyncio.timeout(timeout):  # the whole attempt, a slow drip included
+                async with self.clients.get().stream(
+                    "POST", target.url, content=body.encode(), headers=headers
+                ) as response:
+                    status_code = response.status_code
+                    retry_after = response.headers.get("retry-after")
+                    location = response.headers.get("location")
+                    read = 0
+                    async for chunk in response.aiter_raw():
+                        read += len(chunk)
+                        if read >= RESPONSE_BYTES_READ:
+                            break
+            if not 200 <= status_code < 300:
+                error = _status_error(status_code, location)
+        except RefusedUrl as refused:
+            error = str(refused)
+        except (TimeoutError, httpx.TimeoutException):
+            error = f"no answer within {timeout:g} s"
+        except httpx.HTTPError as failure:
+            error = (
+                f"{type(failure).__name__}: {failure}" if str(failure) else type(failure).__name__
+            )
+        duration_ms = round((time.perf_counter() - started) * 1000)
+        succeeded = status_code is not None and 200 <= status_code < 300 and error is None
+        gone = status_code == 410
+        next_attempt_at: datetime | None = None
+        if not succeeded and not gone:
+            attempts_made = target.attempt_count + 1
+            delay = retry_delay(attempts_made)
+            if delay is not None and status_code in (429, 503):
+                asked = parse_retry_after(retry_after, started_at)
+                if asked is not None:
+                    delay = asked
+            if delay is not None:
+                next_attempt_at = self.clock() + delay
+        return Outcome(
+            attempted_at=started_at,
+            status_code=status_code,
+            duration_ms=duration_ms,
+            error=None if error is None else error[:MAX_ERROR_CHARS],
+            succeeded=succeeded,
+            next_attempt_at=next_attempt_at,
+            gone=gone,
+        )
+
+
+def _status_error(status_code: int, location: str | None) -> str:
+    if 300 <= status_code < 400:
+        where = f" to {location}" if location else ""
+        return f"answered {status_code}{where}: redirects are not followed"
+    if status_code == 410:
+        return f"answered 410 Gone: {repo.GONE_REASON}; the endpoint is disabled"
+    return f"answered {status_code}; only 2xx is a success"
+
+
+async def retention(db: Database, settings: Settings, now: datetime) -> dict[str, int]:
+    succeeded = await repo.purge_deliveries(
+        db, ["SUCCEEDED"], now - timedelta(days=settings.webhook_retention_days)
+    )
+    failed = await repo.purge_deliveries(
+        db,
+        ["FAILED", "DEAD", "CANCELLED"],
+        now - timedelta(days=settings.webhook_failed_retention_days),
+    )
+    return {"succeeded": succeeded, "failed": failed}
+
+
+def hourly(now: datetime) -> str:
+    return now.strftime("%Y-%m-%dT%H")
+
+
+def register(registry: JobRegistry, *, db: Database, settings: Settings, **_: Any) -> Deliverer:
+    """Adds `webhook.deliver` and the hourly `webhooks.retention` to the registry."""
+    deliverer = Deliverer(db, settings)
+
+    async def purge(job: Job) -> None:
+        await retention(db, settings, _utcnow())
+
+    # The lease outlives the longest attempt (the timeout) with room to record it.
+    registry.register(DELIVER, deliverer, lease=timedelta(seconds=settings.webhook_timeout_s + 60))
+    registry.register(RETENTION, purge, lease=timedelta(minutes=10))
+    registry.every(RETENTION, RETENTION, hourly)
+    return deliverer
