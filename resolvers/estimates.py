@@ -209,7 +209,9 @@ async def models(info: Info) -> list[PriceModelType]:
 
 
 async def retrain_model(info: Info, activate: bool = True) -> TrainingJob:
-    """Starts training in a worker process and returns at once with the job."""
+    """Queues a training (its training_jobs row and the `model.train` job, one transaction)
+    and returns at once with the job: a job worker trains, never this API process (unless
+    its in-process worker claims the job, which trains in a child process)."""
     require_admin(info)
     trainer = info.context.trainer
     if trainer is None:

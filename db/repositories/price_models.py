@@ -12,6 +12,12 @@ from sqlalchemy.exc import IntegrityError
 
 from db import tables
 from db.engine import Database
+from db.repositories.jobs import enqueue
+
+TRAINING_KIND = "model.train"
+"""The job that runs a training (app/estimates/tasks.py), enqueued with its training_jobs row."""
+TRAINING_MAX_ATTEMPTS = 3
+"""A training is retried only when its worker died under it (a failed training is final)."""
 
 pm = tables.price_models
 jobs = tables.training_jobs
@@ -195,7 +201,9 @@ request for a job marks it FAILED instead of waiting on it forever."""
 async def create_job(
     db: Database, job_id: str, *, activate: bool, requested_by: int | None
 ) -> JobRecord:
-    """Raises JobAlreadyRunning while another job is queued or running (in any process)."""
+    """Records a training job and enqueues the `model.train` job that runs it, in one
+    transaction (a worker process picks it up). Raises JobAlreadyRunning while another job
+    is queued or running."""
     try:
         return await _insert_job(db, job_id, activate=activate, requested_by=requested_by)
     except IntegrityError:
@@ -237,6 +245,13 @@ async def _insert_job(
             )
             .mappings()
             .one()
+        )
+        await enqueue(
+            conn,
+            TRAINING_KIND,
+            {"training_job_id": job_id},
+            max_attempts=TRAINING_MAX_ATTEMPTS,
+            dedupe_key=f"training:{job_id}",
         )
     return _job(row)
 
