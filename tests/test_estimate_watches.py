@@ -9,6 +9,7 @@ watches and endpoints with SQL (the GraphQL side of watches is the alerts owner'
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
@@ -28,14 +29,17 @@ from app.estimates.watches import (
     register,
 )
 from app.jobs.registry import Job, JobRegistry
+from app.jobs.worker import Worker
 from app.settings import Settings
 from app.streams.broker import AlertBroker
 from db import tables
 from db.engine import Database, count_statements, create_engine
 from db.migrate import upgrade
+from db.repositories import jobs as job_queue
 from schema.ids import to_global_id
 from tests.support.apps import RunningApp, running_app
 from tests.support.graphql import gql
+from tests.support.models import train_and_activate
 from tests.support.settings import settings_for
 
 
@@ -390,6 +394,31 @@ async def test_register_adds_the_check_and_a_per_minute_activation_task(
     assert periodic.period_of(at.replace(minute=48, second=0)) == "2026-12-01T11:48"
 
 
+async def test_the_worker_runs_an_enqueued_check(
+    db: Database, models: ModelRegistry, postgres_url: str, trained_version: int
+) -> None:
+    """As the alerts pipeline does it: `estimates.check` enqueued in a transaction (the
+    outbox), run by a worker of these kinds."""
+    user = await new_user(db)
+    (pid,) = await property_ids(db, 1, offset=60)
+    watch = await add_watch(db, user, pid)
+    async with db.begin() as conn:
+        assert await job_queue.enqueue(conn, CHECK, {"property_ids": [pid]})
+    registry = JobRegistry()
+    settings = settings_for(postgres_url)
+    register(registry, db=db, settings=settings, models=models, broker=AlertBroker(settings))
+    worker = Worker(db, registry, settings, only_registered=True, run_periodic=False)
+    assert await worker.drain(timeout=30) >= 1
+    baseline, version = await baseline_of(db, watch)
+    assert baseline is not None
+    assert version == trained_version
+    j = tables.jobs
+    rows = await db.fetch_all(sa.select(j.c.payload, j.c.status).where(j.c.kind == CHECK))
+    assert [
+        status for payload, status in rows if orjson.loads(payload)["property_ids"] == [pid]
+    ] == ["SUCCEEDED"]
+
+
 async def test_a_bad_payload_fails_the_job(watches: EstimateWatches) -> None:
     with pytest.raises(ValueError, match="property_ids"):
         await watches.run_check(job(CHECK, {"property_ids": "12"}))
@@ -418,3 +447,45 @@ async def test_without_an_active_model_the_jobs_do_nothing_and_succeed(
         assert published.calls == []
     finally:
         await fresh.dispose()
+
+
+@pytest.fixture
+def embedded_copy(sqlite_url: str, tmp_path: Path) -> str:
+    """A copy of the session's SQLite slice with a model of its own, active (the embedded
+    default; a copy, so the model and the watches stay out of the other tests' database)."""
+    copy = tmp_path / "embedded.sqlite3"
+    shutil.copyfile(sqlite_url.removeprefix("sqlite:///"), copy)
+    url = f"sqlite:///{copy}"
+    train_and_activate(url)
+    return url
+
+
+async def test_the_embedded_default_alerts_as_postgresql_does(embedded_copy: str) -> None:
+    embedded = Database(create_engine(settings_for(embedded_copy).database_url))
+    try:
+        models = ModelRegistry(embedded, poll_s=3600)
+        active = await models.refresh()
+        assert active is not None
+        published = Published()
+        watches = EstimateWatches(embedded, models, published)
+        user = await new_user(embedded)
+        endpoint = await add_endpoint(embedded, user, "ESTIMATE_CHANGED")
+        pids = await property_ids(embedded, 3, offset=0)
+        ids = [await add_watch(embedded, user, pid) for pid in pids]
+        await watches.run_model_activation(job(MODEL_ACTIVATION, {"period": "p"}))
+        baselines = [await baseline_of(embedded, w) for w in ids]
+        assert all(b is not None and v == active.version for b, v in baselines)
+        first, _ = baselines[0]
+        assert first is not None
+        await set_baseline(embedded, ids[0], round(first * 1.1), active.version)
+        await watches.run_check(check_job(pids))
+        await watches.run_check(check_job(pids))
+        (alert,) = await alerts_of(embedded, ids[0])
+        assert alert["data"]["current"] == first
+        assert alert["data"]["changePct"] == round(
+            (first - round(first * 1.1)) / round(first * 1.1) * 100, 2
+        )
+        assert [d[1] for d in await deliveries_of(embedded, endpoint)] == [alert["id"]]
+        assert published.calls == [[user]]
+    finally:
+        await embedded.dispose()
