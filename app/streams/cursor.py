@@ -35,9 +35,13 @@ class AlertCursor:
         self._advance(time.monotonic())
         return self._floor
 
+    def delivered(self, alert_id: int) -> bool:
+        """Whether `alert_id` was delivered (or predates the subscription)."""
+        return alert_id <= self._floor or alert_id in self._delivered
+
     def fresh(self, alert_id: int) -> bool:
         """Whether `alert_id` (read above the floor) is new; records it as delivered."""
-        if alert_id <= self._floor or alert_id in self._delivered:
+        if self.delivered(alert_id):
             return False
         self._delivered.add(alert_id)
         self._recent.append((time.monotonic(), alert_id))

@@ -18,10 +18,16 @@ from db.repositories.alerts import ALERT_COLUMNS, AlertRecord, alert_from_row
 
 _ALERTS = tables.alerts
 
-_LATEST = sa.text("SELECT COALESCE(MAX(id), 0) FROM alerts WHERE user_id = :user_id")
-_AFTER = sa.text(
-    f"SELECT {ALERT_COLUMNS} FROM alerts WHERE user_id = :user_id AND id > :after_id "
-    "ORDER BY id LIMIT :limit"
+_COLUMNS = [_ALERTS.c[name] for name in ALERT_COLUMNS.split(", ")]
+"""Typed columns (timestamps come back as datetimes on SQLite too), in alert_from_row's order."""
+_LATEST = sa.select(sa.func.coalesce(sa.func.max(_ALERTS.c.id), 0)).where(
+    _ALERTS.c.user_id == sa.bindparam("user_id")
+)
+_AFTER = (
+    sa.select(*_COLUMNS)
+    .where(_ALERTS.c.user_id == sa.bindparam("user_id"), _ALERTS.c.id > sa.bindparam("after_id"))
+    .order_by(_ALERTS.c.id)
+    .limit(sa.bindparam("limit"))
 )
 _WATERMARK = sa.text("SELECT COALESCE(MAX(id), 0) FROM alerts")
 _USERS_AFTER = (

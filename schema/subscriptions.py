@@ -1,0 +1,23 @@
+"""The subscription root: live events over graphql-transport-ws on `/graphql`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+
+from db.repositories.alerts import AlertRecord
+from resolvers import subscriptions
+from schema.alerts import Alert
+
+
+@strawberry.type
+class Subscription:
+    alerts: AsyncGenerator[AlertRecord, None] = strawberry.subscription(
+        resolver=subscriptions.alerts,
+        graphql_type=Alert,
+        description="Your alerts as they are made (needs a user: connection_init's payload "
+        '`{"Authorization": "Bearer <access token or API key>"}`). Every alert is sent once '
+        "per subscription, oldest first. After a reconnect, pass `after` (the last alert "
+        "received) or read `me { alerts(after:) }` to catch up: nothing is lost.",
+    )
