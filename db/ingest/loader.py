@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -55,6 +55,31 @@ class LoadProgress(Protocol):
         """A step that reads no file and may take a while: a merge, the index rebuild."""
 
 
+class MatchedSales(Protocol):
+    """What matching new sales made (db/repositories/alerts.py `MatchResult`)."""
+
+    @property
+    def alert_ids(self) -> Sequence[int]: ...
+
+    @property
+    def user_ids(self) -> Sequence[int]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NewSalesHook:
+    """What a load does with a batch's new sales once it commits: alerts (the caller passes
+    db/repositories/alerts.py's functions; ingest does not import the repositories, which
+    import it). `listening(conn)`: one cheap statement, False when nobody has a saved search
+    or a watch (then nothing else runs); `match(conn, first_id, last_id)`: set-based,
+    idempotent, in the transaction it is given."""
+
+    listening: Callable[[AsyncConnection], Awaitable[bool]]
+    match: Callable[[AsyncConnection, int, int], Awaitable[MatchedSales]]
+
+
+_LAST_SALE_ID = sa.select(sa.func.coalesce(sa.func.max(tables.sales.c.id), 0))
+
+
 @dataclass
 class LoadSummary:
     files_loaded: int = 0
@@ -64,6 +89,10 @@ class LoadSummary:
     sales_restated: int = 0
     duplicates_skipped: int = 0
     localities_created: int = 0
+    alerts_created: int = 0
+    """SALE_MATCHED and PROPERTY_SOLD alerts for the new sales (digest matches aside)."""
+    alert_user_ids: set[int] = field(default_factory=set)
+    """Whose they are: the users whose subscriptions a caller may wake."""
     rejected: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
@@ -84,6 +113,8 @@ class LoadSummary:
             f"localities created {self.localities_created:,}",
             f"rows rejected {self.rows_rejected:,}",
         ]
+        if self.alerts_created:
+            out.insert(-1, f"alerts created {self.alerts_created:,}")
         out += [f"  {count:,} x {reason}" for reason, count in self.rejected.most_common()]
         return out
 
@@ -168,8 +199,10 @@ class SalesLoader:
         merge_rows: int = 500_000,
         bulk_merge_rows: int = 2_500_000,
         on_reject: RejectHandler | None = None,
+        new_sales: NewSalesHook | None = None,
     ) -> None:
         self.db = db
+        self.new_sales = new_sales
         self.gazetteer = gazetteer
         self.districts = districts
         self.only_localities = localities
@@ -431,6 +464,16 @@ class _StagingBatch:
     async def _execute(self, statement: str) -> Any:
         return await self.conn.execute(sa.text(statement))
 
+    async def _match_new_sales(self, hook: NewSalesHook, watermark: int) -> None:
+        """Alerts for the sales the batch added, in a transaction of their own right after
+        it (set-based, idempotent: a sale recorded meanwhile may be matched twice)."""
+        await self.conn.begin()
+        last = (await self.conn.execute(_LAST_SALE_ID)).scalar_one()
+        result = await hook.match(self.conn, watermark + 1, last)
+        await self.conn.commit()
+        self.summary.alerts_created += len(result.alert_ids)
+        self.summary.alert_user_ids.update(result.user_ids)
+
     async def _merge(self) -> None:
         if self.loader.progress is not None:
             self.loader.progress.phase(f"merging {self.staged:,} staged rows into the tables")
@@ -447,6 +490,14 @@ class _StagingBatch:
                 # would guess nested loops over millions of rows.
                 await self._execute(f"ANALYZE {statement.split()[2]}")
         restated = (await self._execute(merge_sql.RESTATE_SALES)).rowcount
+        # Sales above this id are the batch's new ones (and any recorded meanwhile: matching
+        # is idempotent). Skipped, with the matching, while nobody has a search or a watch.
+        hook = self.loader.new_sales
+        watermark = (
+            (await self.conn.execute(_LAST_SALE_ID)).scalar_one()
+            if hook is not None and await hook.listening(self.conn)
+            else None
+        )
         inserted = (await self._execute(merge_sql.INSERT_SALES)).rowcount
         await self._execute(merge_sql.REFRESH_LAST_SALE)
         await self._execute(merge_sql.SET_LOCALITY_DISTRICTS)
@@ -457,6 +508,8 @@ class _StagingBatch:
             # The tables grow from nothing during a bulk load; keep the planner's sizes current.
             await self._execute("ANALYZE properties, sales")
             await self.conn.commit()
+        if hook is not None and watermark is not None and inserted:
+            await self._match_new_sales(hook, watermark)
         self.summary.sales_inserted += inserted
         self.summary.sales_restated += restated
         self.summary.duplicates_skipped += self.staged - inserted - restated

@@ -13,6 +13,11 @@ from db import tables
 from db.engine import Database
 from db.ingest.records import non_market_reasons
 from db.records import PROPERTY_COLUMNS, SALE_COLUMNS, PropertyRecord, SaleRecord
+from db.repositories import jobs
+
+SALES_RECORDED = "sales.recorded"
+"""The job a new sale leaves in its own transaction (the outbox): app/alerts/tasks.py matches
+it against saved searches and watches."""
 
 
 class PropertyNotFound(LookupError):
@@ -38,7 +43,8 @@ class NewSale:
 
 async def record_sale(db: Database, sale: NewSale) -> SaleRecord:
     """Adds the sale; when it is the newest of the property's history (contract date, then
-    id), the property's denormalised last sale follows it."""
+    id), the property's denormalised last sale follows it. A `sales.recorded` job commits
+    with it (alerts)."""
     now = datetime.now(UTC).replace(tzinfo=None)
     live = tables.properties.c.deleted_at.is_(None)
     async with db.begin() as conn:
@@ -86,6 +92,7 @@ async def record_sale(db: Database, sale: NewSale) -> SaleRecord:
                 ).one()
         except IntegrityError:
             raise DuplicateSale(sale.dealing_number) from None
+        await jobs.enqueue(conn, SALES_RECORDED, {"first_sale_id": row[0], "last_sale_id": row[0]})
         if sale.contract_date >= found["last_sale_date"]:
             await conn.execute(
                 sa.update(tables.properties)
