@@ -53,10 +53,12 @@ class Listener:
     """One subscription's wake-up: `wait` returns once its user was woken since the last
     `wait` returned (a wake-up that came while the subscription was reading is kept)."""
 
-    __slots__ = ("_event", "user_id")
+    __slots__ = ("_event", "user_id", "waiting")
 
     def __init__(self, user_id: int) -> None:
         self.user_id = user_id
+        self.waiting = False
+        """In `wait` (its subscription has read everything so far)."""
         self._event = asyncio.Event()
 
     def wake(self) -> None:
@@ -65,11 +67,14 @@ class Listener:
     async def wait(self, timeout_s: float | None) -> bool:
         """True when woken, False when `timeout_s` seconds passed first."""
         if not self._event.is_set():
+            self.waiting = True
             try:
                 async with asyncio.timeout(timeout_s):
                     await self._event.wait()
             except TimeoutError:
                 return False
+            finally:
+                self.waiting = False
         self._event.clear()
         return True
 
@@ -115,6 +120,11 @@ class AlertBroker:
     @property
     def subscribers(self) -> int:
         return sum(len(listeners) for listeners in self._listeners.values())
+
+    def waiting(self, user_id: int) -> int:
+        """How many of the user's subscriptions are waiting for a wake-up (tests and the bench
+        wait for it before making alerts: a subscription delivers what comes after its start)."""
+        return sum(listener.waiting for listener in self._listeners.get(user_id, ()))
 
     @property
     def degraded(self) -> bool:
