@@ -101,14 +101,19 @@ def refusal(address: IpAddress, settings: Settings) -> str | None:
         )
     if address.is_multicast:
         return f"`url` resolves to a multicast address ({address}); give a unicast host"
+    if address.is_reserved:
+        return (
+            f"`url` resolves to a reserved address ({address}); webhooks may only target "
+            "public addresses"
+        )
     if address.is_private:
         return (
             f"`url` resolves to a private address ({address}); webhooks may not target "
             "private networks"
         )
-    if address.is_reserved or not address.is_global:
+    if not address.is_global:
         return (
-            f"`url` resolves to a reserved address ({address}); webhooks may only target "
+            f"`url` resolves to a non-public address ({address}); webhooks may only target "
             "public addresses"
         )
     return None

@@ -535,14 +535,16 @@ FAILING_REASON = "failing for 5 days"
 
 
 async def record_attempt(db: Database, target: DeliveryTarget, outcome: Outcome) -> str:
-    """Records the attempt, moves the delivery on and keeps the endpoint's health, in one
-    transaction. Returns the delivery's new status."""
+    """Records the attempt, keeps the endpoint's health and moves the delivery on, in one
+    transaction. Returns the delivery's new status.
+
+    A failed attempt with no successor leaves its delivery DEAD (recoverWebhookDeliveries
+    replays it); when it disables the endpoint (410, or failing for 5 days) it is DEAD too,
+    and the endpoint's other waiting deliveries are CANCELLED."""
     now = outcome.attempted_at
     if outcome.succeeded:
         status = "SUCCEEDED"
-    elif outcome.gone:
-        status = "CANCELLED"
-    elif outcome.next_attempt_at is None:
+    elif outcome.gone or outcome.next_attempt_at is None:
         status = "DEAD"
     else:
         status = "FAILED"
@@ -557,6 +559,15 @@ async def record_attempt(db: Database, target: DeliveryTarget, outcome: Outcome)
                 error=outcome.error,
             )
         )
+        if not outcome.succeeded and await _endpoint_failed(conn, target, outcome.gone, now):
+            await _cancel_pending(conn, target.endpoint_id, now, but=target.delivery_id)
+            status = "DEAD"
+        elif outcome.succeeded and target.failing_since is not None:
+            await conn.execute(
+                sa.update(_e)
+                .where(_e.c.id == target.endpoint_id, _e.c.failing_since.is_not(None))
+                .values(failing_since=None, updated_at=now)
+            )
         await conn.execute(
             sa.update(_d)
             .where(_d.c.id == target.delivery_id)
@@ -567,60 +578,53 @@ async def record_attempt(db: Database, target: DeliveryTarget, outcome: Outcome)
                 updated_at=now,
             )
         )
-        endpoint = _e.c.id == target.endpoint_id
-        if outcome.succeeded:
-            if target.failing_since is not None:
-                await conn.execute(
-                    sa.update(_e)
-                    .where(endpoint, _e.c.failing_since.is_not(None))
-                    .values(failing_since=None, updated_at=now)
-                )
-            return status
-        if outcome.gone:
-            disabled = await _disable(conn, target.endpoint_id, GONE_REASON, now)
-        else:
-            # Failing since the first failure after a success; past 5 days of it, disabled.
-            cutoff = now - FAILING_DISABLES_AFTER
-            long_failing = sa.and_(_e.c.failing_since.is_not(None), _e.c.failing_since < cutoff)
-            row = (
-                await conn.execute(
-                    sa.update(_e)
-                    .where(endpoint)
-                    .values(
-                        failing_since=sa.func.coalesce(_e.c.failing_since, now),
-                        status=sa.case((long_failing, "DISABLED"), else_=_e.c.status),
-                        disabled_reason=sa.case(
-                            (long_failing, FAILING_REASON), else_=_e.c.disabled_reason
-                        ),
-                        updated_at=now,
-                    )
-                    .returning(_e.c.status)
-                )
-            ).first()
-            disabled = (
-                row is not None and row[0] == "DISABLED" and target.endpoint_status == "ACTIVE"
-            )
-            if disabled:
-                await _cancel_pending(conn, target.endpoint_id, now)
-        if disabled and status == "FAILED":
-            status = "CANCELLED"
     return status
 
 
-async def _disable(conn: AsyncConnection, endpoint_id: int, reason: str, now: datetime) -> bool:
-    await conn.execute(
-        sa.update(_e)
-        .where(_e.c.id == endpoint_id)
-        .values(status="DISABLED", disabled_reason=reason, updated_at=now)
+async def _endpoint_failed(
+    conn: AsyncConnection, target: DeliveryTarget, gone: bool, now: datetime
+) -> bool:
+    """Notes a failure on the endpoint: failing since the first failure after a success;
+    disabled on 410 or past 5 days of failing. True when this failure disabled it."""
+    endpoint = _e.c.id == target.endpoint_id
+    if gone:
+        result = await conn.execute(
+            sa.update(_e)
+            .where(endpoint, _e.c.status == "ACTIVE")
+            .values(
+                status="DISABLED",
+                disabled_reason=GONE_REASON,
+                failing_since=sa.func.coalesce(_e.c.failing_since, now),
+                updated_at=now,
+            )
+        )
+        return bool(result.rowcount == 1)
+    cutoff = now - FAILING_DISABLES_AFTER
+    long_failing = sa.and_(
+        _e.c.status == "ACTIVE", _e.c.failing_since.is_not(None), _e.c.failing_since < cutoff
     )
-    await _cancel_pending(conn, endpoint_id, now)
-    return True
+    row = (
+        await conn.execute(
+            sa.update(_e)
+            .where(endpoint)
+            .values(
+                failing_since=sa.func.coalesce(_e.c.failing_since, now),
+                status=sa.case((long_failing, "DISABLED"), else_=_e.c.status),
+                disabled_reason=sa.case((long_failing, FAILING_REASON), else_=_e.c.disabled_reason),
+                updated_at=now,
+            )
+            .returning(_e.c.status)
+        )
+    ).first()
+    return row is not None and row[0] == "DISABLED" and target.endpoint_status == "ACTIVE"
 
 
-async def _cancel_pending(conn: AsyncConnection, endpoint_id: int, now: datetime) -> None:
+async def _cancel_pending(
+    conn: AsyncConnection, endpoint_id: int, now: datetime, *, but: int
+) -> None:
     await conn.execute(
         sa.update(_d)
-        .where(_d.c.endpoint_id == endpoint_id, _d.c.status.in_(RETRYABLE))
+        .where(_d.c.endpoint_id == endpoint_id, _d.c.status.in_(RETRYABLE), _d.c.id != but)
         .values(status="CANCELLED", next_attempt_at=None, updated_at=now)
     )
 
