@@ -282,6 +282,7 @@ class Worker:
                     self.db, claimed.id, self.id, claimed.attempts, message, retry_at=None
                 ),
             )
+            self.ran += 1
             return
         try:
             outcome = await kind.handler(job)
@@ -414,8 +415,7 @@ class Worker:
                 failures = 0
                 self._wake.set()  # anything enqueued while it was not listening
                 while not self._stopping.is_set() and not lost.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), timeout=1.0)
+                    await _first_of(lost, self._stopping, seconds=5.0)
                     if connection.is_closed():
                         break
             except Exception as error:
@@ -450,6 +450,16 @@ class Worker:
                 logger.warning("job worker %s at shutdown: %r", self.id, error)
                 await asyncio.sleep(0.2 * (attempt + 1))
         return None
+
+
+async def _first_of(*events: asyncio.Event, seconds: float) -> None:
+    """Waits until one of `events` is set, or `seconds`."""
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 def _backoff(failures: int) -> float:
