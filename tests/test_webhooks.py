@@ -28,6 +28,8 @@ from app.webhooks.schedule import MAX_ATTEMPTS, RETRY_DELAYS
 from app.webhooks.tasks import retention
 from db import tables
 from db.engine import Database
+from db.repositories import jobs
+from db.repositories import webhooks as webhook_repo
 from db.repositories.accounts import owner_scope
 from tests.support.apps import RunningApp, running_app
 from tests.support.databases import (
@@ -796,3 +798,69 @@ async def _alert_row(db: Database, alert_id: int) -> dict[str, Any]:
             .one()
         )
     return dict(row)
+
+
+async def test_digest_body_describes_its_sales(
+    app: RunningApp, db: Database, receiver: Receiver
+) -> None:
+    account, _ = await _endpoint(app, receiver, "/digest", ["DIGEST"])
+    async with db.connect() as conn:
+        sales = (
+            await conn.execute(
+                sa.select(tables.sales.c.id, tables.sales.c.price)
+                .order_by(tables.sales.c.id)
+                .limit(3)
+            )
+        ).all()
+    data = json.dumps({"period": "2026-12-01", "matchCount": 3, "saleIds": [s[0] for s in sales]})
+    await make_alerts(db, account.user_id, 1, kind="DIGEST", data=data)
+    await deliver(db, app.settings)
+    (request,) = receiver.on("/digest")
+    body = request.verified
+    assert body["type"] == "alerts.digest"
+    assert body["data"]["period"] == "2026-12-01"
+    assert body["data"]["matchCount"] == 3
+    matches = body["data"]["matches"]
+    assert [m["sale"]["id"] for m in matches] == [encode_global_id("Sale", s[0]) for s in sales]
+    assert [m["sale"]["price"] for m in matches] == [s[1] for s in sales]
+    assert all(m["property"]["address"].endswith("TEMPE NSW 2044") for m in matches)
+
+
+async def test_a_second_job_for_one_delivery_sends_it_once(
+    app: RunningApp, db: Database, receiver: Receiver
+) -> None:
+    """Two jobs of one delivery (a replay while its retry waited, a lease recovered): each
+    attempt is claimed by one of them, so the receiver hears it once."""
+    account, _ = await _endpoint(app, receiver, "/twice")
+    await make_alerts(db, account.user_id, 1)
+    d = tables.webhook_deliveries
+    async with db.begin() as conn:
+        delivery_id = await conn.scalar(sa.select(d.c.id).where(d.c.user_id == account.user_id))
+        for _ in range(3):
+            await jobs.enqueue(conn, "webhook.deliver", {"delivery_id": delivery_id})
+    await deliver(db, app.settings)
+    assert len(receiver.on("/twice")) == 1
+    (delivery,) = await _deliveries(app, account)
+    assert delivery["status"] == "SUCCEEDED"
+    assert len(delivery["attempts"]) == 1
+
+
+async def test_an_attempt_cut_short_is_made_again(
+    app: RunningApp, db: Database, receiver: Receiver
+) -> None:
+    """A worker that dies mid-attempt (claimed, never recorded) leaves the attempt due again
+    once its hold expires; the retry carries the same webhook-id."""
+    account, _ = await _endpoint(app, receiver, "/cut")
+    await make_alerts(db, account.user_id, 1)
+    d = tables.webhook_deliveries
+    async with db.connect() as conn:
+        delivery_id = await conn.scalar(sa.select(d.c.id).where(d.c.user_id == account.user_id))
+    now = datetime.now(UTC)
+    assert await webhook_repo.claim_attempt(db, delivery_id, now, now + timedelta(minutes=1))
+    await deliver(db, app.settings)
+    assert receiver.on("/cut") == []  # held: the dead worker's attempt might still land
+    await time_travel(db)
+    await deliver(db, app.settings)
+    (request,) = receiver.on("/cut")
+    assert request.verify_error is None
+    assert (await _deliveries(app, account))[0]["status"] == "SUCCEEDED"

@@ -8,12 +8,13 @@ Ids are the API's global ids, so a receiver can ask the API about what it was to
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from app.ids import encode_global_id
-from db.repositories.webhooks import EVENT_TYPES, AlertFacts
+from db.repositories.webhooks import EVENT_TYPES, AlertFacts, SaleFacts
 
 MAX_BODY_BYTES = 20_000
 
@@ -34,6 +35,10 @@ def _camel(key: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
+def _snake(key: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in key)
+
+
 def _with_global_ids(value: Any) -> Any:
     """The alert's own data (its owner writes snake_case keys and raw ids) as the API
     writes it: camelCase keys, global ids."""
@@ -43,7 +48,7 @@ def _with_global_ids(value: Any) -> Any:
         return value
     out: dict[str, Any] = {}
     for key, item in value.items():
-        name = str(key)
+        name = _snake(str(key))
         for suffix, many in (("_ids", True), ("_id", False)):
             type_name = _ID_TYPES.get(name[: -len(suffix)]) if name.endswith(suffix) else None
             if type_name is None:
@@ -59,7 +64,7 @@ def _with_global_ids(value: Any) -> Any:
     return out
 
 
-def _address(facts: AlertFacts) -> str | None:
+def _address(facts: AlertFacts | SaleFacts) -> str | None:
     """'12/34 KING ST, NEWTOWN NSW 2042', as the API's `Property.address` writes it."""
     if facts.property_id is None:
         return None
@@ -73,7 +78,35 @@ def _address(facts: AlertFacts) -> str | None:
     return f"{street}, {place}" if street else place
 
 
-def _data(facts: AlertFacts) -> dict[str, Any]:
+def digest_sale_ids(facts: AlertFacts) -> list[int]:
+    """The sales a digest alert lists (its data's `saleIds`), to be described in its body."""
+    if facts.kind != "DIGEST" or not facts.data:
+        return []
+    try:
+        data = json.loads(facts.data)
+    except ValueError:
+        return []
+    ids = data.get("saleIds") if isinstance(data, dict) else None
+    if not isinstance(ids, list):
+        return []
+    return [i for i in ids if isinstance(i, int) and not isinstance(i, bool)]
+
+
+def _match(sale: SaleFacts) -> dict[str, Any]:
+    return {
+        "sale": {
+            "id": encode_global_id("Sale", sale.sale_id),
+            "price": sale.price,
+            "contractDate": sale.contract_date.isoformat(),
+        },
+        "property": {
+            "id": encode_global_id("Property", sale.property_id),
+            "address": _address(sale),
+        },
+    }
+
+
+def _data(facts: AlertFacts, sales: Mapping[int, SaleFacts]) -> dict[str, Any]:
     data: dict[str, Any] = {"alertId": encode_global_id("Alert", facts.alert_id)}
     if facts.saved_search_id is not None:
         data["savedSearch"] = {
@@ -100,7 +133,11 @@ def _data(facts: AlertFacts) -> dict[str, Any]:
             key = "estimate" if facts.kind == "ESTIMATE_CHANGED" else "details"
             details = _with_global_ids(extra)
             if facts.kind == "DIGEST":
+                # The digest's sales described (in its order), not just named.
+                ids = digest_sale_ids(facts)
+                details.pop("saleIds", None)
                 data.update({k: v for k, v in details.items() if k not in data})
+                data["matches"] = [_match(sales[i]) for i in ids if i in sales]
             else:
                 data[key] = details
     return data
@@ -151,10 +188,11 @@ def _fit(body: dict[str, Any]) -> bytes:
     return encoded
 
 
-def build_body(facts: AlertFacts) -> str:
+def build_body(facts: AlertFacts, sales: Mapping[int, SaleFacts] | None = None) -> str:
+    """The body of the alert's event; `sales`: the digest's sales (`digest_sale_ids`)."""
     body = {
         "type": EVENT_TYPES[facts.kind],
         "timestamp": facts.created_at.isoformat().replace("+00:00", "Z"),
-        "data": _data(facts),
+        "data": _data(facts, sales or {}),
     }
     return _fit(body).decode()

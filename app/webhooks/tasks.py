@@ -23,7 +23,7 @@ import httpx
 from app.jobs.registry import Job, JobRegistry, RunAgain
 from app.settings import Settings
 from app.webhooks import signing
-from app.webhooks.payloads import build_body
+from app.webhooks.payloads import build_body, digest_sale_ids
 from app.webhooks.schedule import parse_retry_after, retry_delay
 from app.webhooks.urls import RefusedUrl, check_url
 from db.engine import Database
@@ -126,7 +126,9 @@ class Deliverer:
             if facts is None:  # the alert is gone (its user deleted it): nothing to say
                 await repo.cancel_delivery(self.db, target.delivery_id)
                 return None
-            body = await repo.store_payload(self.db, target.delivery_id, build_body(facts))
+            sales = await repo.sale_facts(self.db, digest_sale_ids(facts))
+            built = build_body(facts, sales)
+            body = await repo.store_payload(self.db, target.delivery_id, built)
         outcome = await self._send(target, body)
         status = await repo.record_attempt(self.db, target, outcome)
         if status == "FAILED" and outcome.next_attempt_at is not None:

@@ -714,3 +714,56 @@ async def alert_facts(db: Database, alert_id: int) -> AlertFacts | None:
     async with db.connect() as conn:
         row = (await conn.execute(_ALERT_FACTS, {"alert_id": alert_id})).first()
     return None if row is None else AlertFacts(*row)
+
+
+@dataclass(frozen=True, slots=True)
+class SaleFacts:
+    """A sale a digest lists, with its property's address parts."""
+
+    sale_id: int
+    price: int
+    contract_date: date
+    property_id: int
+    unit_number: str | None
+    house_number: str | None
+    street_name: str | None
+    property_name: str | None
+    postcode: str
+    locality_name: str
+    state: str
+
+
+def _sale_facts_statement() -> sa.Select[Any]:
+    properties, localities, sales = tables.properties, tables.localities, tables.sales
+    return (
+        sa.select(
+            sales.c.id,
+            sales.c.price,
+            sales.c.contract_date,
+            properties.c.id,
+            properties.c.unit_number,
+            properties.c.house_number,
+            properties.c.street_name,
+            properties.c.property_name,
+            localities.c.postcode,
+            localities.c.name,
+            localities.c.state,
+        )
+        .select_from(
+            sales.join(properties, properties.c.id == sales.c.property_id).join(
+                localities, localities.c.id == properties.c.locality_id
+            )
+        )
+        .where(sales.c.id.in_(sa.bindparam("ids", expanding=True)))
+    )
+
+
+_SALE_FACTS = _sale_facts_statement()
+
+
+async def sale_facts(db: Database, sale_ids: Sequence[int]) -> dict[int, SaleFacts]:
+    if not sale_ids:
+        return {}
+    async with db.connect() as conn:
+        rows = await conn.execute(_SALE_FACTS, {"ids": list(sale_ids)})
+        return {row[0]: SaleFacts(*row) for row in rows}

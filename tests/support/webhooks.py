@@ -47,7 +47,7 @@ async def new_account(client: httpx.AsyncClient) -> Account:
 
 
 async def make_alerts(
-    db: Database, user_id: int, count: int, *, kind: str = "SALE_MATCHED"
+    db: Database, user_id: int, count: int, *, kind: str = "SALE_MATCHED", data: str | None = None
 ) -> list[int]:
     """`count` alerts of `kind` for the user (real sales, a saved search "Tempe houses"), and
     their deliveries made in the same transaction, as the matching does it."""
@@ -83,8 +83,9 @@ async def make_alerts(
                     kind=kind,
                     created_at=now,
                     saved_search_id=search_id,
-                    property_id=property_id,
-                    sale_id=sale_id,
+                    sale_id=None if kind == "DIGEST" else sale_id,
+                    property_id=None if kind == "DIGEST" else property_id,
+                    data=data,
                     dedupe_key=f"test:{uuid.uuid4().hex}",
                 )
                 .returning(tables.alerts.c.id)
