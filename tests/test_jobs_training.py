@@ -15,7 +15,7 @@ from app.jobs.worker import Worker
 from db.repositories import price_models
 from tests.support.apps import RunningApp, running_app
 from tests.support.credentials import ADMIN
-from tests.support.jobs import rows
+from tests.support.jobs import rows, wait_for
 from tests.support.models import FAST_TRAINING
 from tests.support.settings import settings_for
 
@@ -31,6 +31,11 @@ async def post(app: RunningApp, query: str, **variables: Any) -> dict[str, Any]:
     body = dict(response.json())
     assert "errors" not in body, body
     return dict(body["data"])
+
+
+async def _training_is(app: RunningApp, training_id: str, status: str) -> bool:
+    found = await price_models.job(app.state.db, training_id)
+    return found is not None and found.status == status
 
 
 async def test_retrain_enqueues_and_the_worker_trains(sqlite_url: str, tmp_path: Path) -> None:
@@ -52,8 +57,17 @@ async def test_retrain_enqueues_and_the_worker_trains(sqlite_url: str, tmp_path:
     # The embedded default: the next start's in-process worker takes the job and trains.
     settings = settings_for(url, PROPINTEL_WORKER=True, PROPINTEL_WORKER_POLL_S=0.2)
     async with running_app(settings) as app:
-        app.state.trainer.options = FAST_TRAINING
         worker: Worker = app.state.worker
+        # Stopped mid-training (a full training takes minutes): the child process is ended
+        # and the job given back, not failed; the training waits for the next worker.
+        await wait_for(lambda: _training_is(app, training["id"], "RUNNING"), timeout=20)
+        await worker.stop(grace_s=0.2)
+        assert app.state.trainer._pool is None
+        assert await _training_is(app, training["id"], "QUEUED")
+        (job,) = await rows(app.state.db, price_models.TRAINING_KIND)
+        assert (job.status, job.attempts, job.locked_by) == ("QUEUED", 0, None)
+        app.state.trainer.options = FAST_TRAINING
+        await worker.start()
         started = time.monotonic()
 
         async def finished() -> bool:
