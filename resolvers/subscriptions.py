@@ -22,15 +22,14 @@ from app.cache import RequestScope
 from app.context import Context, Info
 from app.errors import UnauthenticatedError
 from app.streams.cursor import AlertCursor
-from db.repositories.alert_stream import alerts_after, latest_alert_id
+from app.streams.reader import AlertReader
+from db.repositories.alert_stream import latest_alert_id
 from db.repositories.alerts import AlertRecord
 from loaders import create_loaders
 from schema.ids import expect_global_id
 
 logger = logging.getLogger("propintel.streams")
 
-PAGE = 100
-"""Alerts read per statement (a catch-up from an old `after` takes several)."""
 RETRY_S = 2.0
 """After a failed read (the database is down), the next try comes this much later."""
 
@@ -62,6 +61,7 @@ async def _stream(
     context: Context, user_id: int, start: int | None
 ) -> AsyncGenerator[AlertRecord, None]:
     broker = context.broker
+    reader = broker.reader or AlertReader(context.db)
     # Listening before reading the starting point: a wake-up that comes in between is kept.
     with broker.listen(user_id) as listener:
         if start is None:
@@ -69,7 +69,7 @@ async def _stream(
         cursor = AlertCursor(start)
         while True:
             try:
-                batch = await _unseen(context, user_id, cursor)
+                batch = await _unseen(reader, user_id, cursor)
             except Exception as error:  # the database is away: keep the socket, try later
                 logger.warning("alert subscription read failed: %s", error)
                 await listener.wait(RETRY_S)
@@ -81,19 +81,15 @@ async def _stream(
             await listener.wait(broker.poll_timeout)
 
 
-async def _unseen(context: Context, user_id: int, cursor: AlertCursor) -> list[AlertRecord]:
-    """The user's alerts not yet delivered, oldest first (every page past the floor)."""
+async def _unseen(reader: AlertReader, user_id: int, cursor: AlertCursor) -> list[AlertRecord]:
+    """The user's alerts not yet delivered, oldest first (every page past the floor). The
+    reader batches this read with the other subscriptions woken at the same time."""
     unseen: list[AlertRecord] = []
     position = cursor.floor
     while True:
-        page = await alerts_after(context.db, user_id, position, limit=PAGE)
-        for record in page:
-            if record.user_id != user_id:  # the query says so; this says it again
-                logger.error("alert %s of another user read for user %s", record.id, user_id)
-                continue
-            if not cursor.delivered(record.id):
-                unseen.append(record)
-        if len(page) < PAGE:
+        page = await reader.after(user_id, position)
+        unseen.extend(record for record in page if not cursor.delivered(record.id))
+        if len(page) < reader.limit:
             return unseen
         position = page[-1].id
 

@@ -31,6 +31,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from app.settings import Settings
+from app.streams.reader import AlertReader
 from db.engine import Database
 from db.repositories.alert_stream import alert_watermark, users_with_alerts_after
 
@@ -85,6 +86,8 @@ class AlertBroker:
         subscription then polls on its own while pub/sub is unavailable; see `poll_timeout`)."""
         self.settings = settings
         self.db = db
+        self.reader = AlertReader(db) if db is not None else None
+        """The subscriptions' reads, batched per tick (see app/streams/reader.py)."""
         self.channel = f"{settings.cache_namespace}:alerts"
         self._listeners: dict[int, set[Listener]] = {}
         self._redis: Redis | None = None

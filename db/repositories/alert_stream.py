@@ -1,13 +1,20 @@
 """What live subscriptions read: a user's alerts past an id, and which users have new ones.
 
 A subscription never trusts a message for content: it is woken (app/streams/broker.py), then
-reads the alerts table, the truth. A user's reads run in `owner_scope` (row-level security on
-PostgreSQL) and name the user in their WHERE clause too (the only guard on SQLite). The
-watermark query (`users_with_alerts_after`) runs as the service: it returns user ids only, so
-a process can wake its subscribers when pub/sub is unavailable.
+reads the alerts table, the truth. A single user's reads run in `owner_scope` (row-level
+security on PostgreSQL) and name the user in their WHERE clause too (the only guard on
+SQLite). `alerts_after_many` is the exception, for speed: one wake-up can concern a thousand
+subscriptions of one process, and a thousand owner-scoped transactions take over a second
+where one statement takes milliseconds; so it runs as the service, every row is selected by
+its (user, after) key in the statement, and the caller checks each row's user again before
+handing it to that user's subscription. The watermark query (`users_with_alerts_after`) runs
+as the service too: it returns user ids only, so a process can wake its subscribers when
+pub/sub is unavailable.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 
@@ -28,6 +35,16 @@ _AFTER = (
     .where(_ALERTS.c.user_id == sa.bindparam("user_id"), _ALERTS.c.id > sa.bindparam("after_id"))
     .order_by(_ALERTS.c.id)
     .limit(sa.bindparam("limit"))
+)
+# One statement for many (user, after) keys: each key's page by the (user_id, id) index.
+_AFTER_MANY_PG = sa.text(
+    "SELECT k.n, "
+    + ", ".join(f"a.{name}" for name in ALERT_COLUMNS.split(", "))
+    + " FROM unnest(CAST(:users AS bigint[]), CAST(:afters AS bigint[])) "
+    "WITH ORDINALITY AS k(user_id, after_id, n) "
+    f"CROSS JOIN LATERAL (SELECT {ALERT_COLUMNS} FROM alerts "
+    "WHERE alerts.user_id = k.user_id AND alerts.id > k.after_id "
+    "ORDER BY alerts.id LIMIT :limit) AS a ORDER BY k.n, a.id"
 )
 _WATERMARK = sa.text("SELECT COALESCE(MAX(id), 0) FROM alerts")
 _USERS_AFTER = (
@@ -52,6 +69,32 @@ async def alerts_after(
             _AFTER, {"user_id": user_id, "after_id": after_id, "limit": limit}
         )
         return [alert_from_row(row) for row in rows]
+
+
+async def alerts_after_many(
+    db: Database, keys: Sequence[tuple[int, int]], limit: int = 100
+) -> list[list[AlertRecord]]:
+    """For each (user_id, after_id) key, in order: that user's alerts above after_id, oldest
+    first, at most `limit`. One statement on PostgreSQL; one connection on SQLite."""
+    if not keys:
+        return []
+    pages: list[list[AlertRecord]] = [[] for _ in keys]
+    if db.is_postgresql:
+        rows = await db.fetch_all(
+            _AFTER_MANY_PG,
+            {"users": [k[0] for k in keys], "afters": [k[1] for k in keys], "limit": limit},
+            prepared=True,
+        )
+        for row in rows:
+            pages[int(row[0]) - 1].append(alert_from_row(tuple(row)[1:]))
+        return pages
+    async with db.connect() as conn:
+        for page, (user_id, after_id) in zip(pages, keys, strict=True):
+            result = await conn.execute(
+                _AFTER, {"user_id": user_id, "after_id": after_id, "limit": limit}
+            )
+            page.extend(alert_from_row(row) for row in result)
+    return pages
 
 
 async def alert_watermark(db: Database) -> int:
