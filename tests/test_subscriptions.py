@@ -17,9 +17,9 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
@@ -37,6 +37,13 @@ from db.engine import Database
 from schema.ids import to_global_id
 from tests.support.accounts import signed_in
 from tests.support.apps import forget_namespace
+from tests.support.credentials import ADMIN
+from tests.support.databases import (
+    create_pg_database,
+    drop_pg_database,
+    load_small,
+    pg_database_name,
+)
 from tests.support.graphql import gql
 from tests.support.live import free_port
 from tests.support.proxy import Proxy
@@ -196,10 +203,14 @@ async def test_a_user_sees_only_their_own_alerts(pg: Served) -> None:
         await listening(pg.broker, alice.id)
         await listening(pg.broker, bob.id)
         alices = await new_alert(pg.db, alice.id)
+        reader = pg.broker.reader
+        assert reader is not None
+        statements = reader.statements
         # Bob is woken too (a wake-up names users, not alerts): he must read nothing.
         await pg.broker.publish([alice.id, bob.id])
         assert (await next_alert(alice_ws))["id"] == to_global_id("Alert", alices)
         await bob_ws.nothing_within(1.0)
+        assert reader.statements == statements + 1  # both read in one statement
         bobs = await new_alert(pg.db, bob.id)
         await pg.broker.publish([bob.id])
         assert (await next_alert(bob_ws))["id"] == to_global_id("Alert", bobs)
@@ -276,6 +287,79 @@ async def test_ten_operations_per_socket(pg: Served) -> None:
         # Completing one frees its listener.
         await ws.complete("0")
         await until(lambda: pg.broker.waiting(user.id) == 9)
+
+
+# -- the real pipeline ----------------------------------------------------------------------
+
+PIPELINE_ALERTS = """subscription { alerts { id kind
+    sale { price contractDate } property { id zoning } } }"""
+RECORD_SALE = """mutation($input: RecordSaleInput!) { recordSale(input: $input) { id } }"""
+UPDATE_PROPERTY = """mutation($id: ID!, $input: UpdatePropertyInput!) {
+    updateProperty(id: $id, input: $input) { id zoning } }"""
+
+
+@pytest.fixture(scope="module")
+def writable_pg() -> Iterator[str]:
+    """A database of this module's own (one locality's sales): the pipeline test records
+    sales and corrects a property, which the session's shared databases must not see."""
+    name = pg_database_name("subscriptions")
+    url = create_pg_database(name)
+    load_small(url)
+    yield url
+    drop_pg_database(name)
+
+
+async def test_record_sale_to_subscriber_through_the_worker(writable_pg: str) -> None:
+    """watchProperty, then recordSale (admin): the outbox job, the in-process worker's
+    matching, its publish after commit, the subscription's read, the nested fields through
+    loaders that are fresh for every event (a correction between two events shows)."""
+    namespace = new_namespace("sub")
+    settings = settings_for(
+        writable_pg,
+        REDIS_URL=REDIS_URL,
+        PROPINTEL_CACHE_ENABLED=True,
+        PROPINTEL_CACHE_NAMESPACE=namespace,
+        PROPINTEL_CACHE_WARM=0,
+        PROPINTEL_WORKER=True,
+        PROPINTEL_WORKER_POLL_S=0.2,
+    )
+    try:
+        async with serve(settings) as served:
+            rows = await served.db.fetch_all(sa.text("SELECT min(id) FROM properties"))
+            property_id = to_global_id("Property", int(rows[0][0]))
+            user = await new_user(served)
+            async with httpx.AsyncClient(base_url=served.base) as client:
+                watch = "mutation($id: ID!) { watchProperty(id: $id) { estimateChangePct } }"
+                (await gql(client, watch, id=property_id, headers=_bearer(user.token))).ok()
+                async with GraphQLWS.connect(served.base, user.token) as ws:
+                    await ws.subscribe("1", PIPELINE_ALERTS)
+                    await listening(served.broker, user.id)
+                    received = []
+                    for price, zoning in ((812_000, "R7"), (845_000, "R8")):
+                        fix = {"zoning": zoning}
+                        await gql(client, UPDATE_PROPERTY, id=property_id, input=fix, headers=ADMIN)
+                        sale = {
+                            "propertyId": property_id,
+                            "contractDate": date.today().isoformat(),
+                            "price": price,
+                            "dealingNumber": f"AS{uuid.uuid4().int % 10**6:06d}",
+                        }
+                        started = time.perf_counter()
+                        recorded = await gql(client, RECORD_SALE, input=sale, headers=ADMIN)
+                        sale_id = recorded.ok()["recordSale"]["id"]
+                        alert = await next_alert(ws, 5)
+                        received.append(time.perf_counter() - started)
+                        assert alert["kind"] == "PROPERTY_SOLD"
+                        assert alert["sale"] == {
+                            "price": price,
+                            "contractDate": sale["contractDate"],
+                        }
+                        assert alert["property"] == {"id": property_id, "zoning": zoning}
+                        assert sale_id
+                    await ws.nothing_within(0.5)
+    finally:
+        await forget_namespace(REDIS_URL, namespace)
+    assert max(received) < 5, received
 
 
 # -- credentials and protocol ------------------------------------------------------------
