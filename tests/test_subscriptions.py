@@ -405,6 +405,39 @@ async def test_the_legacy_graphql_ws_protocol_is_refused(pg: Served) -> None:
     assert (closed.code, closed.reason) == (4406, "Subprotocol not acceptable")
 
 
+async def test_only_subscriptions_within_the_query_limits_run_over_the_socket(
+    pg: Served,
+) -> None:
+    """Queries and mutations over the socket would skip the gate (rate and query limits):
+    refused. A subscription runs its document on every event: the role's limits apply."""
+    user = await new_user(pg)
+    nested = "property { sales { nodes { " * 5 + "id" + " } } }" * 5
+    deep = "subscription { alerts { " + nested + " } }"
+    async with GraphQLWS.connect(pg.base, user.token) as ws:
+        for operation, document in (
+            ("q", "{ me { id } }"),
+            ("m", 'mutation { createApiKey(name: "over the socket") { key } }'),
+        ):
+            await ws.subscribe(operation, document)
+            refusal = await ws.receive(2)
+            assert (refusal["type"], refusal["id"]) == ("error", operation), refusal
+            assert refusal["payload"][0]["extensions"]["code"] == "BAD_REQUEST"
+            assert "HTTP requests" in refusal["payload"][0]["message"]
+        await ws.subscribe("deep", deep)
+        refusal = await ws.receive(2)
+        assert refusal["type"] == "error", refusal
+        extensions = refusal["payload"][0]["extensions"]
+        assert (extensions["code"], extensions["limit"]) == ("QUERY_TOO_COMPLEX", "max_depth")
+        assert extensions["maximum"] == pg.app.state.settings.query_limits_user.max_depth
+        # Nothing of those runs; the socket still serves a subscription (ids are free again).
+        await ws.subscribe("q", ALERTS)
+        await listening(pg.broker, user.id)
+        assert pg.broker.waiting(user.id) == 1
+    async with httpx.AsyncClient(base_url=pg.base) as client:
+        keys = await gql(client, "{ apiKeys { name } }", headers=_bearer(user.token))
+    assert keys.ok()["apiKeys"] == []
+
+
 async def test_a_subscription_over_http_is_refused_and_never_planned(pg: Served) -> None:
     graphql = pg.app.state.graphql
     assert graphql.compiled is not None

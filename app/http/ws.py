@@ -1,33 +1,98 @@
-"""graphql-transport-ws on /graphql: Strawberry's handler, with our error rules.
+"""graphql-transport-ws on /graphql: Strawberry's handler, with our rules.
 
-Over HTTP every error gets `extensions.code` and prod hides unexpected messages
-(app/http/view.py `process_result`); Strawberry's websocket handler sends graphql-core's
-formatted errors as they are. This handler applies the same rules to the errors of `next` and
-`error` messages, so a subscriber sees what an HTTP client would.
+- Only subscriptions: the protocol lets a client send queries and mutations over the socket
+  too, where the gate (rate limits, query limits, CSRF rules) never sees them; they are
+  refused (`BAD_REQUEST`), to be sent as HTTP requests.
+- A subscription's document passes the gate's query limits for the principal's role (depth,
+  cost, ...: every event runs it), else `QUERY_TOO_COMPLEX` as over HTTP.
+- Errors: over HTTP every error gets `extensions.code` and prod hides unexpected messages
+  (app/http/view.py `process_result`); Strawberry's websocket handler sends graphql-core's
+  formatted errors as they are. This handler applies the same rules to the errors of `next`
+  and `error` messages, so a subscriber sees what an HTTP client would.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, cast
 
+from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    Message,
+    SubscribeMessage,
+)
 
 from app.context import Context
 from app.errors import ErrorCode
+from app.graphql.query_limits import QueryAnalyzer
 from app.settings import Profile
 
 logger = logging.getLogger("propintel.graphql")
 
 LIMIT_MESSAGE = "Subscription limit reached"
+ONLY_SUBSCRIPTIONS = (
+    "Only subscriptions run over this websocket: send queries and mutations as HTTP requests "
+    "to /graphql."
+)
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
 
 class SubscriptionHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        refusal = self._refusal(message) if self.connection_acknowledged else None
+        if refusal is not None:
+            # Never registered as an operation: the id stays free, nothing runs.
+            error = {"id": message["id"], "type": "error", "payload": [refusal]}
+            await self.send_message(cast(Message, error))
+            return
+        await super().handle_subscribe(message)
+
+    def _refusal(self, message: SubscribeMessage) -> dict[str, Any] | None:
+        payload: Any = message.get("payload")
+        query = payload.get("query") if isinstance(payload, dict) else None
+        if not isinstance(query, str):
+            return None  # malformed: Strawberry closes the socket (4400)
+        name = payload.get("operationName")
+        name = name if isinstance(name, str) else None
+        try:
+            operation = get_operation_ast(parse(query), name)
+        except GraphQLError:
+            return None  # a syntax error: Strawberry closes the socket with it (4400)
+        if operation is not None and operation.operation is not OperationType.SUBSCRIPTION:
+            return {"message": ONLY_SUBSCRIPTIONS, "extensions": {"code": "BAD_REQUEST"}}
+        analyzer: QueryAnalyzer | None = getattr(self.view, "analyzer", None)
+        if analyzer is None:
+            return None
+        problem = analyzer.selection_problem(query, name)
+        if problem is not None:
+            return {"message": problem, "extensions": {"code": "BAD_REQUEST"}}
+        principal = self.context.principal
+        settings = self.view.settings  # type: ignore[attr-defined]
+        limits = {
+            "anonymous": settings.query_limits_anonymous,
+            "user": settings.query_limits_user,
+            "admin": settings.query_limits_admin,
+        }[principal.role_name]
+        variables = payload.get("variables")
+        violation = analyzer.check(
+            query, name, variables if isinstance(variables, dict) else None, limits
+        )
+        if violation is None:
+            return None
+        return {
+            "message": violation.message(principal.role_name),
+            "extensions": {
+                "code": ErrorCode.QUERY_TOO_COMPLEX.value,
+                "limit": violation.limit,
+                "value": violation.value,
+                "maximum": violation.maximum,
+            },
+        }
+
     async def send_message(self, message: Message) -> None:
         payload: Any = message.get("payload")
         if message["type"] == "next" and isinstance(payload, dict) and payload.get("errors"):
