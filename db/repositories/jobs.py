@@ -237,10 +237,32 @@ async def claim(
     know, e.g. a test's)."""
     if limit <= 0:
         return []
+    if not db.is_postgresql and not await _any_claimable(db, kinds):
+        return []  # SQLite: a read first, so an idle poll does not take the write lock
     statement = _claim_statement(worker_id, limit, datetime.now(UTC), leases, default_lease, kinds)
     async with db.begin() as conn:
         rows = (await conn.execute(statement)).all()
     return sorted((_claimed(row) for row in rows), key=lambda job: job.id)
+
+
+async def _any_claimable(db: Database, kinds: Sequence[str] | None) -> bool:
+    now = datetime.now(UTC)
+    conditions = [
+        sa.and_(jobs.c.status.in_(("QUEUED", "RETRYING")), jobs.c.run_at <= now),
+        sa.and_(
+            jobs.c.status == "RUNNING",
+            jobs.c.lease_expires_at < now,
+            jobs.c.attempts < jobs.c.max_attempts,
+        ),
+    ]
+    async with db.connect() as conn:
+        for condition in conditions:
+            query = sa.select(jobs.c.id).where(condition).limit(1)
+            if kinds is not None:
+                query = query.where(jobs.c.kind.in_(list(kinds)))
+            if (await conn.execute(query)).first() is not None:
+                return True
+    return False
 
 
 def _fenced(job_id: int, worker_id: str, attempts: int) -> sa.ColumnElement[bool]:
