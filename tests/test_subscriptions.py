@@ -28,7 +28,10 @@ import sqlalchemy as sa
 from starlette.applications import Starlette
 
 from app.asgi import create_app
+from app.auth.principal import Role
+from app.auth.tokens import AccessTokens
 from app.graphql.plan import NoPlan, compile_operation
+from app.http.ws import SubscriptionHandler
 from app.ids import decode_global_id
 from app.settings import Settings
 from app.streams.broker import AlertBroker
@@ -37,7 +40,7 @@ from db.engine import Database
 from schema.ids import to_global_id
 from tests.support.accounts import signed_in
 from tests.support.apps import forget_namespace
-from tests.support.credentials import ADMIN
+from tests.support.credentials import ADMIN, JWT_SECRET
 from tests.support.databases import (
     create_pg_database,
     drop_pg_database,
@@ -397,6 +400,42 @@ async def test_an_api_key_in_connection_init_works(pg: Served) -> None:
         alert_id = await new_alert(pg.db, user.id)
         await pg.broker.publish([user.id])
         assert (await next_alert(ws))["id"] == to_global_id("Alert", alert_id)
+
+
+async def test_the_socket_closes_when_its_access_token_expires(pg: Served) -> None:
+    user = await new_user(pg)
+    short = AccessTokens(JWT_SECRET, 1).issue(user.id, Role.USER).token
+    async with GraphQLWS.connect(pg.base, short) as ws:
+        await ws.subscribe("1", ALERTS)
+        closed = await ws.closed(within=4)
+    assert closed.code == 4403
+    assert "expired" in closed.reason
+
+
+async def test_the_socket_closes_when_its_api_key_is_revoked(
+    pg: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(SubscriptionHandler, "credential_recheck_s", 0.2)
+    user = await new_user(pg)
+    async with httpx.AsyncClient(base_url=pg.base) as client:
+        created = await gql(
+            client,
+            'mutation { createApiKey(name: "revoked") { key apiKey { id } } }',
+            headers=_bearer(user.token),
+        )
+        key, key_id = (
+            created.ok()["createApiKey"]["key"],
+            created.ok()["createApiKey"]["apiKey"]["id"],
+        )
+        async with GraphQLWS.connect(pg.base, key) as ws:
+            await ws.subscribe("1", ALERTS)
+            await listening(pg.broker, user.id)
+            await ws.nothing_within(0.5)  # still valid: rechecked, kept
+            revoke = "mutation($id: ID!) { revokeApiKey(id: $id) { revokedAt } }"
+            (await gql(client, revoke, id=key_id, headers=_bearer(user.token))).ok()
+            closed = await ws.closed(within=3)
+    assert (closed.code, closed.reason) == (4403, "Forbidden: the API key was revoked")
+    assert pg.broker.waiting(user.id) == 0
 
 
 async def test_the_legacy_graphql_ws_protocol_is_refused(pg: Served) -> None:

@@ -5,6 +5,10 @@
   refused (`BAD_REQUEST`), to be sent as HTTP requests.
 - A subscription's document passes the gate's query limits for the principal's role (depth,
   cost, ...: every event runs it), else `QUERY_TOO_COMPLEX` as over HTTP.
+- Credentials: the socket closes (4403) when its access token expires, and when its API key
+  is found revoked (checked every `credential_recheck_s`): a long-lived socket must not
+  outlive what let it in. Clients of graphql-ws reconnect on 4403 with fresh
+  connectionParams, and catch up with `after:`.
 - Errors: over HTTP every error gets `extensions.code` and prod hides unexpected messages
   (app/http/view.py `process_result`); Strawberry's websocket handler sends graphql-core's
   formatted errors as they are. This handler applies the same rules to the errors of `next`
@@ -13,8 +17,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
@@ -26,6 +33,9 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     SubscribeMessage,
 )
 
+from app.auth.identify import AuthenticationFailed
+from app.auth.principal import Via
+from app.auth.tokens import InvalidToken
 from app.context import Context
 from app.errors import ErrorCode
 from app.graphql.query_limits import QueryAnalyzer
@@ -41,7 +51,59 @@ ONLY_SUBSCRIPTIONS = (
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
 
+def credential_headers(params: dict[str, Any]) -> dict[str, str]:
+    """connection_init's payload as the headers `Authenticator.identify` reads."""
+    return {
+        name.lower(): value
+        for name, value in params.items()
+        if name.lower() in ("authorization", "x-api-key") and isinstance(value, str)
+    }
+
+
 class SubscriptionHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    credential_recheck_s = 30.0
+    """How often an API key's socket checks the key is still valid."""
+    _watch: asyncio.Task[None] | None = None
+
+    async def handle_connection_init(self, message: Any) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged and self._watch is None:
+            self._watch = asyncio.create_task(self._watch_credential())
+
+    async def shutdown(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._watch
+        await super().shutdown()
+
+    async def _watch_credential(self) -> None:
+        principal = self.context.principal
+        headers = credential_headers(self.context.connection_params or {})
+        view: Any = self.view
+        if principal.via is Via.ACCESS_TOKEN:
+            token = headers.get("authorization", "").partition(" ")[2].strip()
+            try:
+                expires_at = view.accounts.tokens.verify(token).expires_at
+            except InvalidToken:
+                expires_at = datetime.now(UTC)
+            await asyncio.sleep(max(0.0, (expires_at - datetime.now(UTC)).total_seconds()))
+            await self._close("Forbidden: the access token expired")
+        elif principal.via is Via.API_KEY:
+            while True:
+                await asyncio.sleep(self.credential_recheck_s)
+                try:
+                    await view.accounts.authenticator.identify(headers, None)
+                except AuthenticationFailed:
+                    await self._close("Forbidden: the API key was revoked")
+                    return
+                except Exception:  # cannot check now (the database is away): keep it
+                    logger.warning("API key recheck failed", exc_info=True)
+
+    async def _close(self, reason: str) -> None:
+        with contextlib.suppress(Exception):  # already closed
+            await self.websocket.close(code=4403, reason=reason)
+
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         refusal = self._refusal(message) if self.connection_acknowledged else None
         if refusal is not None:
