@@ -36,7 +36,7 @@ from app.ids import decode_global_id
 from app.settings import Settings
 from app.streams.broker import AlertBroker
 from db import tables
-from db.engine import Database
+from db.engine import Database, create_engine
 from schema.ids import to_global_id
 from tests.support.accounts import signed_in
 from tests.support.apps import forget_namespace
@@ -48,7 +48,7 @@ from tests.support.databases import (
     pg_database_name,
 )
 from tests.support.graphql import gql
-from tests.support.live import free_port
+from tests.support.live import free_port, live_server
 from tests.support.proxy import Proxy
 from tests.support.settings import REDIS_URL, new_namespace, settings_for
 from tests.support.ws import Closed, GraphQLWS, uvicorn_serving
@@ -106,8 +106,10 @@ async def pg(postgres_url: str) -> AsyncIterator[Served]:
         await forget_namespace(REDIS_URL, namespace)
 
 
-async def new_user(served: Served) -> User:
-    async with httpx.AsyncClient(base_url=served.base) as client:
+async def new_user(served: Served | str) -> User:
+    """A registered, signed-in USER of the server (a Served, or a base URL)."""
+    base = served if isinstance(served, str) else served.base
+    async with httpx.AsyncClient(base_url=base) as client:
         token = (await signed_in(client))["accessToken"]
         me = (await gql(client, "{ me { id } }", headers=_bearer(token))).ok()["me"]
     return User(decode_global_id(me["id"])[1], token)
@@ -554,6 +556,29 @@ async def test_redis_lost_and_back_subscribers_catch_up(postgres_url: str) -> No
                 assert (await next_alert(ws))["id"] == to_global_id("Alert", alert_id)
     finally:
         await proxy.cut()
+
+
+async def test_propintel_serve_streams_alerts(sqlite_url: str) -> None:
+    """`propintel serve` itself (its own process, uvicorn's default websocket implementation),
+    on the embedded default: an alert another process commits reaches the subscriber."""
+    env = {
+        "DATABASE_URL": sqlite_url,
+        "JWT_SECRET": JWT_SECRET,
+        "PROPINTEL_WORKER": "false",
+        "PROPINTEL_SUBSCRIPTION_POLL_S": str(POLL_S),
+    }
+    with live_server(env, ready_path="/healthz") as base:
+        user = await new_user(base)
+        db = Database(create_engine(settings_for(sqlite_url).database_url))
+        try:
+            async with GraphQLWS.connect(base, user.token) as ws:
+                await ws.subscribe("1", ALERTS)
+                await asyncio.sleep(1)  # another process: no broker to ask whether it waits
+                alert_id = await new_alert(db, user.id)
+                alert = await next_alert(ws, POLL_S + 1)
+                assert alert["id"] == to_global_id("Alert", alert_id)
+        finally:
+            await db.dispose()
 
 
 async def test_embedded_sqlite_without_redis(sqlite_url: str) -> None:
