@@ -449,13 +449,14 @@ _PICK = "ss.id, ss.user_id, ss.frequency, s.sale_id, s.property_id"
 # One branch per anchor kind; a search has one anchor and a sale one value of each, so no
 # pair comes out twice. Bounding-box-only searches ('B') are compared with the distinct
 # coordinates of the range, not with each sale: a property's coordinates are its locality's
-# centroid, so a weekly file's 4,000 sales sit on a few hundred points.
+# centroid, so a weekly file's 4,000 sales sit on about 1,400 points. MATERIALIZED (both
+# dialects) keeps the planner from inlining `boxed` and comparing every sale instead.
 _FIND_MATCHES = f"""
     WITH {_SALES},
-    points AS (
+    points AS MATERIALIZED (
         SELECT DISTINCT latitude, longitude FROM s WHERE latitude IS NOT NULL
     ),
-    boxed AS (
+    boxed AS MATERIALIZED (
         SELECT ss.id AS search_id, pt.latitude, pt.longitude
         FROM points pt
         JOIN saved_searches ss ON ss.anchor = 'B'
