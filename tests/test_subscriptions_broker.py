@@ -5,13 +5,19 @@ raises, and its Redis channel between two brokers (two processes)."""
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 
 from app.settings import Settings
 from app.streams import cursor as cursor_module
 from app.streams.broker import AlertBroker
 from app.streams.cursor import AlertCursor
+from db import tables
+from db.engine import Database, create_engine
+from db.repositories.alert_stream import alerts_after_many
 from tests.support.apps import forget_namespace
 from tests.support.live import free_port
 from tests.support.settings import REDIS_URL, new_namespace
@@ -93,3 +99,53 @@ async def test_two_brokers_share_the_channel_and_a_restart_catches_up() -> None:
         await server.close()
         await worker.close()
         await forget_namespace(REDIS_URL, namespace)
+
+
+async def test_alerts_after_many_pages_each_key_on_both_dialects(backend_url: str) -> None:
+    """One statement for many (user, after) keys: each key its own user's alerts above its
+    id, oldest first, at most `limit`; two keys of one user are two pages."""
+    db = Database(create_engine(Settings(DATABASE_URL=backend_url).database_url))
+    try:
+        run = uuid.uuid4().hex[:8]
+        async with db.begin() as conn:
+            users = [
+                int(row[0])
+                for row in await conn.execute(
+                    sa.insert(tables.users).returning(tables.users.c.id),
+                    [
+                        {"email": f"many-{run}-{i}@example.com", "password_hash": "x"}
+                        for i in (1, 2)
+                    ],
+                )
+            ]
+            ids = [
+                int(row[0])
+                for row in await conn.execute(
+                    sa.insert(tables.alerts).returning(tables.alerts.c.id),
+                    [
+                        {
+                            "user_id": users[i % 2],
+                            "kind": "SALE_MATCHED",
+                            "created_at": datetime.now(UTC),
+                            "dedupe_key": f"M:{run}:{i}",
+                        }
+                        for i in range(7)
+                    ],
+                )
+            ]
+        first, second = users
+        mine = sorted(ids[0::2])  # first's four
+        pages = await alerts_after_many(
+            db, [(first, 0), (second, 0), (first, mine[1]), (10**12, 0)], limit=3
+        )
+        assert [[a.id for a in page] for page in pages] == [
+            mine[:3],
+            sorted(ids[1::2]),
+            mine[2:],
+            [],
+        ]
+        assert {a.user_id for a in pages[0] + pages[2]} == {first}
+        assert all(a.created_at.tzinfo is not None for page in pages for a in page)
+        assert await alerts_after_many(db, []) == []
+    finally:
+        await db.dispose()

@@ -75,7 +75,7 @@ async def alerts_after_many(
     db: Database, keys: Sequence[tuple[int, int]], limit: int = 100
 ) -> list[list[AlertRecord]]:
     """For each (user_id, after_id) key, in order: that user's alerts above after_id, oldest
-    first, at most `limit`. One statement on PostgreSQL; one connection on SQLite."""
+    first, at most `limit`. One statement (per dialect its own)."""
     if not keys:
         return []
     pages: list[list[AlertRecord]] = [[] for _ in keys]
@@ -89,12 +89,28 @@ async def alerts_after_many(
             pages[int(row[0]) - 1].append(alert_from_row(tuple(row)[1:]))
         return pages
     async with db.connect() as conn:
-        for page, (user_id, after_id) in zip(pages, keys, strict=True):
-            result = await conn.execute(
-                _AFTER, {"user_id": user_id, "after_id": after_id, "limit": limit}
-            )
-            page.extend(alert_from_row(row) for row in result)
+        for row in await conn.execute(_after_many_sqlite(keys, limit)):
+            pages[int(row[0]) - 1].append(alert_from_row(tuple(row)[1:]))
     return pages
+
+
+def _after_many_sqlite(keys: Sequence[tuple[int, int]], limit: int) -> sa.TextualSelect:
+    """The keys as a VALUES list joined to their users' alerts (index (user_id, id)), each
+    key's first `limit` by a window (SQLite has no LATERAL, nor aliases on VALUES: a CTE)."""
+    values = ", ".join(f"(:n{i}, :u{i}, :a{i})" for i in range(len(keys)))
+    params: dict[str, int] = {"limit": limit}
+    for i, (user_id, after_id) in enumerate(keys):
+        params.update({f"n{i}": i + 1, f"u{i}": user_id, f"a{i}": after_id})
+    columns = ", ".join(f"a.{name}" for name in ALERT_COLUMNS.split(", "))
+    statement = sa.text(
+        f"WITH k(n, user_id, after_id) AS (VALUES {values}) "
+        f"SELECT n, {ALERT_COLUMNS} FROM (SELECT k.n AS n, {columns}, "
+        "row_number() OVER (PARTITION BY k.n ORDER BY a.id) AS rank "
+        "FROM k JOIN alerts AS a ON a.user_id = k.user_id AND a.id > k.after_id) "
+        "WHERE rank <= :limit ORDER BY n, id"
+    ).bindparams(**params)
+    # Typed result columns: timestamps come back as aware datetimes.
+    return statement.columns(sa.column("n", sa.Integer), *_COLUMNS)
 
 
 async def alert_watermark(db: Database) -> int:
