@@ -571,12 +571,15 @@ async def test_propintel_serve_streams_alerts(sqlite_url: str) -> None:
         user = await new_user(base)
         db = Database(create_engine(settings_for(sqlite_url).database_url))
         try:
+            # Another process: no broker to ask whether the subscription has started, so it
+            # starts `after` a known alert and the next one arrives however the two race.
+            seen = await new_alert(db, user.id)
             async with GraphQLWS.connect(base, user.token) as ws:
-                await ws.subscribe("1", ALERTS)
-                await asyncio.sleep(1)  # another process: no broker to ask whether it waits
+                await ws.subscribe("1", ALERTS_AFTER, {"after": to_global_id("Alert", seen)})
                 alert_id = await new_alert(db, user.id)
-                alert = await next_alert(ws, POLL_S + 1)
+                alert = await next_alert(ws, POLL_S + 2)
                 assert alert["id"] == to_global_id("Alert", alert_id)
+                await ws.nothing_within(0.3)
         finally:
             await db.dispose()
 
