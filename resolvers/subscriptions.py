@@ -12,6 +12,7 @@ read for one event may be served from memory for the next.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator
 from typing import Annotated
@@ -64,8 +65,12 @@ async def _stream(
     reader = broker.reader or AlertReader(context.db)
     # Listening before reading the starting point: a wake-up that comes in between is kept.
     with broker.listen(user_id) as listener:
-        if start is None:
-            start = await latest_alert_id(context.db, user_id)
+        while start is None:
+            try:
+                start = await latest_alert_id(context.db, user_id)
+            except Exception as error:  # the database is away: wait for it, keep the socket
+                logger.warning("alert subscription start failed: %s", error)
+                await asyncio.sleep(RETRY_S)
         cursor = AlertCursor(start)
         while True:
             try:

@@ -558,6 +558,34 @@ async def test_redis_lost_and_back_subscribers_catch_up(postgres_url: str) -> No
         await proxy.cut()
 
 
+async def test_a_subscription_outlives_a_database_outage(postgres_url: str) -> None:
+    """PostgreSQL unreachable under a live subscription (a proxy cut): its reads fail, it
+    keeps the socket and retries; once the database is back, the alert made meanwhile (by a
+    process that could still reach it) arrives."""
+    target = sa.engine.make_url(settings_for(postgres_url).database_url)
+    proxy = Proxy(target.host or "127.0.0.1", target.port or 5432)
+    await proxy.start()
+    through_proxy = target.set(port=proxy.port).render_as_string(hide_password=False)
+    settings = settings_for(through_proxy, REDIS_URL=None, PROPINTEL_SUBSCRIPTION_POLL_S=POLL_S)
+    direct = Database(create_engine(settings_for(postgres_url).database_url))
+    try:
+        async with serve(settings) as served:
+            user = await new_user(served)
+            async with GraphQLWS.connect(served.base, user.token) as ws:
+                await ws.subscribe("1", ALERTS)
+                await listening(served.broker, user.id)
+                await proxy.cut()
+                alert_id = await new_alert(direct, user.id)
+                await served.broker.publish([user.id])  # its read fails: retried
+                await ws.nothing_within(1.0)
+                await proxy.restore()
+                assert (await next_alert(ws, 6))["id"] == to_global_id("Alert", alert_id)
+                await ws.nothing_within(0.3)  # once
+    finally:
+        await proxy.cut()
+        await direct.dispose()
+
+
 async def test_propintel_serve_streams_alerts(sqlite_url: str) -> None:
     """`propintel serve` itself (its own process, uvicorn's default websocket implementation),
     on the embedded default: an alert another process commits reaches the subscriber."""
