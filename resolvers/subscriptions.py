@@ -4,7 +4,8 @@ The alerts table is the truth: the subscription is woken by the broker (app/stre
 its user's alerts past the last it delivered, and yields them; a wake-up that was lost only
 delays an alert until the next one or the broker's poll. It starts from the user's newest
 alert at subscribe time, or from `after` (an alert id the client saw last): a client that
-reconnects passes it, or reads `me { alerts(after:) }`, and misses nothing.
+reconnects passes it, or reads `me { alerts }` (newest first, paged with `after:` cursors)
+back to the last alert it saw, and misses nothing.
 
 Each event is resolved with fresh per-request loaders: a socket lives for hours, and nothing
 read for one event may be served from memory for the next.

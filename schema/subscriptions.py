@@ -18,6 +18,9 @@ class Subscription:
         graphql_type=Alert,
         description="Your alerts as they are made (needs a user: connection_init's payload "
         '`{"Authorization": "Bearer <access token or API key>"}`). Every alert is sent once '
-        "per subscription, oldest first. After a reconnect, pass `after` (the last alert "
-        "received) or read `me { alerts(after:) }` to catch up: nothing is lost.",
+        "per subscription, oldest first. To catch up after a reconnect, subscribe with "
+        "`after` set to the last alert received (what was made since comes first), or read "
+        "`me { alerts }` (newest first, paged with `after:` cursors) back to that alert: "
+        "nothing is lost. The socket closes (4403) when its access token expires or its API "
+        "key is revoked.",
     )
