@@ -520,3 +520,39 @@ async def test_the_apps_worker_runs_the_outbox_end_to_end(alerts_database: str) 
         await worker.drain(timeout=20)
         got = nodes(await alerts_of(client, user))
         assert [(a["kind"], a["sale"]["id"]) for a in got] == [("PROPERTY_SOLD", sale["id"])]
+
+
+async def test_an_estimate_change_reads_its_data(app: RunningApp) -> None:
+    """ESTIMATE_CHANGED alerts are made by the estimate watches (app/estimates/watches.py),
+    which write `data` as {"previous", "current", "changePct", "modelVersion"}."""
+    client = app.client
+    user = await new_user(client)
+    place = (await tempe_properties(client))[0]
+    db: Database = app.state.db
+    async with db.begin() as conn:
+        await conn.execute(
+            sa.insert(tables.alerts).values(
+                user_id=user.id,
+                kind="ESTIMATE_CHANGED",
+                created_at=datetime.now(UTC),
+                property_id=from_global_id(place["id"])[1],
+                data=json.dumps(
+                    {
+                        "previous": 1_000_000,
+                        "current": 1_080_000,
+                        "changePct": 8.0,
+                        "modelVersion": 3,
+                    }
+                ),
+                dedupe_key=f"E:test:{user.id}",
+            )
+        )
+    (alert,) = nodes(await alerts_of(client, user))
+    assert alert["kind"] == "ESTIMATE_CHANGED"
+    assert alert["estimateChange"] == {
+        "previous": 1_000_000,
+        "current": 1_080_000,
+        "changePct": 8.0,
+    }
+    assert alert["property"]["id"] == place["id"]
+    assert (alert["sale"], alert["savedSearch"], alert["matchCount"]) == (None, None, None)
