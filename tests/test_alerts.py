@@ -556,3 +556,24 @@ async def test_an_estimate_change_reads_its_data(app: RunningApp) -> None:
     }
     assert alert["property"]["id"] == place["id"]
     assert (alert["sale"], alert["savedSearch"], alert["matchCount"]) == (None, None, None)
+
+
+async def test_is_watched_costs_one_batch_for_a_whole_page(alerts_database: str) -> None:
+    """A page of properties with `isWatched`: the same statements for 2 or 20 (one
+    owner-scoped query for the batch), on both executors."""
+    page = """query($n: Int!) { properties(first: $n, filter: {localityName: "TEMPE"}) {
+        nodes { id isWatched } } }"""
+    async with both_executors(alerts_database) as apps:
+        user = await new_user(apps[0].client)
+        place = (await tempe_properties(apps[0].client))[0]["id"]
+        (await gql(apps[0].client, WATCH, headers=user.headers, id=place)).ok()
+        for running in apps:
+            answers = {
+                n: await gql(running.client, page, headers=user.headers, n=n) for n in (2, 20)
+            }
+            assert answers[2].statements == answers[20].statements
+            found = answers[20].ok()["properties"]["nodes"]
+            assert len(found) == 20
+            assert [p["id"] for p in found if p["isWatched"]] == [place]
+            anonymous = (await gql(running.client, page, n=20)).ok()["properties"]["nodes"]
+            assert not any(p["isWatched"] for p in anonymous)
