@@ -10,12 +10,13 @@ from contextlib import asynccontextmanager
 import strawberry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from app.accounts.service import Accounts
 from app.alerts.service import AlertService
 from app.auth.identify import Authenticator
 from app.auth.tokens import AccessTokens
+from app.background import build_registry
 from app.cache.service import CacheService
 from app.estimates.service import ModelRegistry
 from app.estimates.tasks import Trainer
@@ -30,6 +31,7 @@ from app.http.json_door import GraphQLEndpoint
 from app.http.rate_limits import RateLimiter
 from app.http.view import PropintelGraphQL
 from app.jobs.service import JobQueue
+from app.jobs.worker import Worker
 from app.settings import Profile, Settings, get_settings
 from app.settings.policies import database_dependency, redis_dependency
 from app.streams.broker import AlertBroker
@@ -82,7 +84,18 @@ def create_app(
     )
     models = ModelRegistry(db, poll_s=settings.model_poll_s)
     trainer = Trainer(db, models, settings.database_url)
-    broker = AlertBroker(settings)
+    broker = AlertBroker(settings, db)
+    # The in-process job worker (PROPINTEL_WORKER, default on; off when `propintel worker`
+    # processes run the jobs). It trains models too, in a child process (Trainer).
+    worker = (
+        Worker(
+            db,
+            build_registry(db=db, settings=settings, broker=broker, models=models, trainer=trainer),
+            settings,
+        )
+        if settings.worker_enabled
+        else None
+    )
     graphql = PropintelGraphQL(
         db=db,
         settings=settings,
@@ -92,30 +105,35 @@ def create_app(
         trainer=trainer,
         alerts=AlertService(db, settings),
         webhooks=WebhookService(db, settings),
-        jobs=JobQueue(db),
+        jobs=JobQueue(db, settings),
         broker=broker,
         schema=schema,
         graphql_ide=None if production else "graphiql",
+    )
+    analyzer = QueryAnalyzer(
+        schema._schema,
+        default_page_size=settings.max_page_size,
+        max_tokens=max(limits.max_tokens for limits in role_limits),
     )
     gate = Gate(
         GraphQLEndpoint(graphql),
         settings=settings,
         authenticator=authenticator,
         rate_limiter=RateLimiter(settings, redis) if settings.rate_limit_enabled else None,
-        analyzer=QueryAnalyzer(
-            schema._schema,
-            default_page_size=settings.max_page_size,
-            max_tokens=max(limits.max_tokens for limits in role_limits),
-        ),
+        analyzer=analyzer,
     )
+    graphql.analyzer = analyzer  # the same limits for subscriptions (app/http/ws.py)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if caching is not None:
             await caching.start()
         await models.start()
+        await broker.start()
         if settings.train_on_start:
             await trainer.start_if_registry_empty()
+        if worker is not None:
+            await worker.start()
         # Everything built so far (modules, schema, plans) lives as long as the process:
         # move it out of the collector's way, so a full collection scans only what requests
         # create (full collections over the whole heap paused requests for 100-130 ms).
@@ -123,6 +141,9 @@ def create_app(
         try:
             yield
         finally:
+            if worker is not None:  # first: its jobs may use what follows
+                await worker.stop()
+            await broker.close()
             await trainer.close()
             await models.close()
             if caching is not None:
@@ -133,6 +154,9 @@ def create_app(
         routes=[
             Route("/", front_door(production=production, docs_url=settings.docs_url)),
             Route("/graphql", gate, methods=["GET", "POST"]),
+            # Subscriptions (graphql-transport-ws): the credential comes in connection_init,
+            # which the view checks (the gate's checks are for HTTP requests).
+            WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             *([] if production else [graphiql_assets()]),  # GraphiQL's own files
@@ -146,6 +170,7 @@ def create_app(
     app.state.caching = caching
     app.state.models = models
     app.state.trainer = trainer
+    app.state.worker = worker
     app.state.broker = broker
     app.state.dependencies = {"postgresql": postgresql, "redis": redis}
     return app

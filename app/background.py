@@ -11,7 +11,9 @@ import asyncio
 import logging
 import signal
 
+from app.alerts import tasks as alerts_tasks
 from app.estimates import tasks as estimates_tasks
+from app.estimates import watches as estimate_watches
 from app.estimates.service import ModelRegistry
 from app.estimates.tasks import Trainer
 from app.jobs import tasks as jobs_tasks
@@ -19,6 +21,7 @@ from app.jobs.registry import JobRegistry
 from app.jobs.worker import Worker
 from app.settings import Settings
 from app.streams.broker import AlertBroker
+from app.webhooks import tasks as webhooks_tasks
 from db.engine import Database, create_engine
 from db.tls import asyncpg_ssl
 
@@ -38,7 +41,11 @@ def build_registry(
     """`trainer`: the process's Trainer (its `options` are what trainings here use)."""
     registry = JobRegistry()
     jobs_tasks.register(registry, db=db, settings=settings)
+    alerts_tasks.register(registry, db=db, settings=settings, broker=broker)
     estimates_tasks.register(registry, db=db, settings=settings, models=models, trainer=trainer)
+    webhooks_tasks.register(registry, db=db, settings=settings)
+    if models is not None:  # estimate watches estimate with the process's active model
+        estimate_watches.register(registry, db=db, settings=settings, models=models, broker=broker)
     return registry
 
 

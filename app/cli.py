@@ -1,4 +1,4 @@
-"""`propintel`: serve, migrate, load-data.
+"""`propintel`: serve, worker, migrate, load-data.
 
 Exit codes: 0 success, 1 the command failed (the message says why), 2 bad arguments.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import sys
 import threading
@@ -23,8 +24,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.settings import InitialLoad, Settings, get_settings
 from db.engine import Database, create_engine
-from db.ingest.loader import LoadProgress, LoadSummary, SalesLoader
+from db.ingest.loader import LoadProgress, LoadSummary, NewSalesHook, SalesLoader
 from db.ingest.readers import SourceError, is_sale_file, read_districts, read_gazetteer
+from db.repositories import alerts
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -218,6 +220,7 @@ async def load_sales(
         districts=read_districts(data_dir / "nsw_psi_district_codes.csv" if data_dir else None),
         localities=localities,
         on_reject=RejectPrinter(),
+        new_sales=NewSalesHook(alerts.anyone_listening, alerts.match_sales),
     )
     total = sum(f.stat().st_size for f in files)
     try:
@@ -235,6 +238,12 @@ async def load_sales(
         await db.dispose()
     if summary.sales_inserted or summary.sales_restated:
         await publish_ingest_invalidation(settings)
+    if summary.alert_user_ids:  # the load made alerts: wake their users' subscriptions
+        from app.streams.broker import AlertBroker
+
+        broker = AlertBroker(settings)
+        await broker.publish(summary.alert_user_ids)  # best effort, never raises
+        await broker.close()
     return summary
 
 
@@ -344,6 +353,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
             _print_summary(asyncio.run(load_sales(settings, files)))
         else:
             print("The database is empty and no data directory is set: serving an empty API.")
+    if args.no_worker:  # the app factory reads its settings from the environment
+        os.environ["PROPINTEL_WORKER"] = "false"
+        get_settings.cache_clear()
     print(f"GraphiQL: http://{args.host}:{args.port}/graphql")
     uvicorn.run(
         "app.asgi:create_default_app",
@@ -353,6 +365,21 @@ def cmd_serve(args: argparse.Namespace) -> None:
         workers=args.workers,
         log_level=args.log_level,
     )
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    """Runs jobs until SIGTERM or SIGINT (then stops gracefully). It does not migrate: the
+    API (`serve`) or `migrate` owns the schema."""
+    import logging
+
+    from app.background import run_worker
+
+    settings = _settings()
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    asyncio.run(run_worker(settings, concurrency=args.concurrency))
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -403,7 +430,24 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="on first start load all of 2001-2024 rather than the most recent years",
     )
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="run no job worker in the API processes (run `propintel worker` instead)",
+    )
     serve.set_defaults(handler=cmd_serve)
+
+    worker = commands.add_parser(
+        "worker", help="run background jobs (alerts, webhooks, trainings) until SIGTERM"
+    )
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="jobs run at once (default: PROPINTEL_WORKER_CONCURRENCY)",
+    )
+    worker.add_argument("--log-level", default="info")
+    worker.set_defaults(handler=cmd_worker)
 
     migrate = commands.add_parser("migrate", help="bring the database schema to the latest version")
     migrate.set_defaults(handler=cmd_migrate)

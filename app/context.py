@@ -47,6 +47,9 @@ class Context:
     jobs: JobQueue
     broker: AlertBroker
     """Wakes subscriptions when alerts are made (the worker publishes, subscriptions listen)."""
+    connection_params: dict[str, Any] | None = None
+    """A websocket's connection_init payload (Strawberry sets it; the view reads the
+    credential from it)."""
     field_batches: dict[Any, Any] = field(default_factory=dict)
     """Loader-backed fields' per-request gatherers (resolvers/fields.py), by field and
     arguments: how Strawberry's executor batches them too."""

@@ -377,7 +377,9 @@ watches = sa.Table(
     sa.Column("property_id", Id, sa.ForeignKey("properties.id"), nullable=False),
     sa.Column("estimate_change_pct", sa.Float, nullable=False),
     # The estimate the next change is measured from (set when first estimated, moved by
-    # each ESTIMATE_CHANGED alert), and the model version that made it.
+    # each ESTIMATE_CHANGED alert), and the model version the watch was last checked with
+    # (app/estimates/watches.py: a check under the threshold keeps the baseline, so slow
+    # drifts add up, but records the version so a model activation checks each watch once).
     sa.Column("baseline_estimate", sa.BigInteger),
     sa.Column("baseline_model_version", Id),
     sa.Column("created_at", UtcDateTime, nullable=False),
@@ -520,6 +522,8 @@ sa.Index("ix_saved_searches_user_id", saved_searches.c.user_id, saved_searches.c
 sa.Index("ix_saved_searches_anchor", saved_searches.c.anchor)
 sa.Index("ix_saved_search_matches_matched_at", saved_search_matches.c.matched_at)
 sa.Index("ix_watches_property_id", watches.c.property_id)
+# The model-activation check finds watches not yet checked with the active model.
+sa.Index("ix_watches_baseline_model_version", watches.c.baseline_model_version)
 sa.Index("ix_alerts_user_id", alerts.c.user_id, alerts.c.id)
 sa.Index(
     "ix_alerts_user_unread",

@@ -22,14 +22,21 @@ from app.settings.query_limits import MAX_VALIDATION_ERRORS
 from db.records import LocalityRecord, Page, PropertyRecord, SaleRecord
 from resolvers import accounts, estimates, localities, mutations, node, properties
 from resolvers import admin as admin_resolvers
+from resolvers import alerts as alert_resolvers
+from resolvers import jobs as job_resolvers
+from resolvers import webhooks as webhook_resolvers
 from schema.accounts import ApiKeyType, AuthPayload, CreatedApiKey, UserType
 from schema.admin import CacheStats, DependencyStatus, InvalidationResult, WarmResult
+from schema.alerts import SavedSearch, Watch
 from schema.errors import PropintelSchema
 from schema.estimates import PriceEstimate, PriceModelType, TrainingJob
 from schema.extensions import SqlStatementCount
 from schema.inputs import RecordSaleInput, UpdatePropertyInput  # noqa: F401 (schema types)
 from schema.introspection import NoSchemaIntrospection
+from schema.jobs import JobQueue
+from schema.subscriptions import Subscription
 from schema.types import Locality, LocalityConnection, Node, Property, PropertyConnection, Sale
+from schema.webhooks import WebhookDelivery, WebhookEndpoint, WebhookEndpointSecret
 
 
 @strawberry.type
@@ -86,6 +93,12 @@ class Query:
     api_keys: list[ApiKeyType] = strawberry.field(
         resolver=accounts.api_keys, description="Your API keys, revoked ones included."
     )
+    job_queue: object = strawberry.field(
+        resolver=job_resolvers.job_queue,
+        graphql_type=JobQueue,
+        description="The job queue: jobs by state, the oldest due job's wait, live workers "
+        "(admin).",
+    )
 
 
 @strawberry.type
@@ -135,6 +148,66 @@ class Mutation:
         description="Creates (or promotes) an ADMIN account; needs the ADMIN_API_KEY.",
     )
     set_user_role: UserType = strawberry.field(resolver=accounts.set_user_role)
+    # Saved searches, watches and alerts (issue 14): the caller's own.
+    create_saved_search: object = strawberry.field(
+        resolver=alert_resolvers.create_saved_search,
+        graphql_type=SavedSearch,
+        description="Saves a filter that alerts you to new sales matching it (at most "
+        "PROPINTEL_MAX_SAVED_SEARCHES per user; the filter must name a place).",
+    )
+    update_saved_search: object = strawberry.field(
+        resolver=alert_resolvers.update_saved_search, graphql_type=SavedSearch
+    )
+    delete_saved_search: bool = strawberry.field(resolver=alert_resolvers.delete_saved_search)
+    watch_property: object = strawberry.field(
+        resolver=alert_resolvers.watch_property,
+        graphql_type=Watch,
+        description="Watches a property: PROPERTY_SOLD when it sells, ESTIMATE_CHANGED when "
+        "its estimate moves by more than estimateChangePct percent (above 0, at most 100). "
+        "Again: sets the threshold.",
+    )
+    unwatch_property: bool = strawberry.field(
+        resolver=alert_resolvers.unwatch_property,
+        description="Stops watching; false when it was not watched.",
+    )
+    mark_alerts_read: int = strawberry.field(
+        resolver=alert_resolvers.mark_alerts_read,
+        description="Marks the alerts of `ids` (or all of yours with `all: true`) read; "
+        "returns how many were unread.",
+    )
+    # Webhooks (issue 14): the caller's own endpoints and deliveries.
+    create_webhook_endpoint: object = strawberry.field(
+        resolver=webhook_resolvers.create_webhook_endpoint,
+        graphql_type=WebhookEndpointSecret,
+        description="Registers a URL for signed webhooks of these alert kinds; the signing "
+        "secret is in this answer only.",
+    )
+    rotate_webhook_secret: object = strawberry.field(
+        resolver=webhook_resolvers.rotate_webhook_secret,
+        graphql_type=WebhookEndpointSecret,
+        description="A new signing secret (in this answer only); the old one keeps signing "
+        "too for 24 hours (both signatures in `webhook-signature`).",
+    )
+    delete_webhook_endpoint: bool = strawberry.field(
+        resolver=webhook_resolvers.delete_webhook_endpoint,
+        description="Deletes the endpoint and its deliveries.",
+    )
+    enable_webhook_endpoint: object = strawberry.field(
+        resolver=webhook_resolvers.enable_webhook_endpoint,
+        graphql_type=WebhookEndpoint,
+        description="Turns a DISABLED endpoint back on (then recoverWebhookDeliveries sends "
+        "what it missed).",
+    )
+    replay_webhook_delivery: object = strawberry.field(
+        resolver=webhook_resolvers.replay_webhook_delivery,
+        graphql_type=WebhookDelivery,
+        description="Sends a delivery again, whatever its state (same webhook-id and body).",
+    )
+    recover_webhook_deliveries: int = strawberry.field(
+        resolver=webhook_resolvers.recover_webhook_deliveries,
+        description="Replays every FAILED or DEAD delivery of the endpoint created since "
+        "`since`; returns how many.",
+    )
 
 
 @cache
@@ -181,6 +254,7 @@ def build_schema(
     return PropintelSchema(
         query=query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[Property, Sale, Locality],
         extensions=extensions,
         config=StrawberryConfig(

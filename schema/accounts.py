@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
 from app.accounts.service import CreatedKey, Session
 from app.auth.principal import Role as RoleValue
 from db.repositories.accounts import ApiKeyRecord, UserRecord
+from db.repositories.alerts import SavedSearchRecord, WatchRecord
+from db.repositories.webhooks import EndpointRecord
+from resolvers import alerts as alert_resolvers
+from resolvers import webhooks as webhook_resolvers
 from schema.ids import to_global_id
+
+if TYPE_CHECKING:
+    from schema.webhooks import WebhookEndpoint
+
+if TYPE_CHECKING:
+    from schema.alerts import AlertConnection, SavedSearch, Watch
 
 Role = strawberry.enum(RoleValue, name="Role", description="What an account may do.")
 
@@ -33,6 +44,29 @@ class UserType:
     @strawberry.field
     def created_at(self) -> datetime:
         return self.record.created_at
+
+    # Saved searches, watches and alerts (issue 14): the account's own.
+    saved_searches: list[SavedSearchRecord] = strawberry.field(
+        resolver=alert_resolvers.saved_searches,
+        graphql_type=list[Annotated["SavedSearch", strawberry.lazy("schema.alerts")]],
+        description="Your saved searches, oldest first.",
+    )
+    watches: list[WatchRecord] = strawberry.field(
+        resolver=alert_resolvers.watches,
+        graphql_type=list[Annotated["Watch", strawberry.lazy("schema.alerts")]],
+        description="The properties you watch, oldest watch first.",
+    )
+    alerts: object = strawberry.field(
+        resolver=alert_resolvers.alerts,
+        graphql_type=Annotated["AlertConnection", strawberry.lazy("schema.alerts")],
+        description="Your alerts, newest first.",
+    )
+
+    webhook_endpoints: list[EndpointRecord] = strawberry.field(
+        resolver=webhook_resolvers.webhook_endpoints,
+        graphql_type=list[Annotated["WebhookEndpoint", strawberry.lazy("schema.webhooks")]],
+        description="Your webhook endpoints, oldest first.",
+    )
 
 
 @strawberry.type(

@@ -17,6 +17,7 @@ import strawberry
 
 from db.records import LocalityRecord, LocalityStatsRecord, Page, PropertyRecord, SaleRecord
 from loaders.properties import EXACT_COUNT_LIMIT
+from resolvers import alerts as alert_resolvers
 from resolvers import estimates as estimate_resolvers
 from resolvers import localities as locality_resolvers
 from resolvers import properties as property_resolvers
@@ -144,6 +145,10 @@ class Property(Node):
         resolver=estimate_resolvers.comparable_sales,
         graphql_type=list[Annotated["Sale", strawberry.lazy("schema.types")]],
         description="Recent market sales in its locality, of its kind, nearest in land area.",
+    )
+    is_watched: bool = strawberry.field(
+        resolver=alert_resolvers.is_watched,
+        description="Whether you watch it (watchProperty); false when anonymous.",
     )
 
     @classmethod

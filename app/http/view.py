@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Protocol
+from datetime import timedelta
+from typing import Any, Protocol, cast
 
 import orjson
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.types import HTTPMethod
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
 
 from app.accounts.service import Accounts
 from app.alerts.service import AlertService
+from app.auth.identify import AuthenticationFailed
 from app.auth.principal import Principal, anonymous
 from app.cache import Cache, PassThrough, RequestScope
 from app.cache.service import CacheService
@@ -28,8 +33,10 @@ from app.estimates.service import ModelRegistry
 from app.estimates.tasks import Trainer
 from app.graphql.executor import CompiledExecutor
 from app.graphql.plan import OperationPlan
+from app.graphql.query_limits import QueryAnalyzer
 from app.http.graphiql import graphiql_page
 from app.http.variables import name_the_argument
+from app.http.ws import SubscriptionHandler, credential_headers
 from app.jobs.service import JobQueue
 from app.resilience.deadline import deadline_in
 from app.settings import Profile, Settings
@@ -77,6 +84,8 @@ _VARIABLE_COERCION = re.compile(r"Variable '\$\w+' has invalid (default )?value"
 
 
 class PropintelGraphQL(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = SubscriptionHandler
+
     def __init__(
         self,
         *,
@@ -92,6 +101,11 @@ class PropintelGraphQL(GraphQL[Context, None]):
         broker: AlertBroker,
         **kwargs: Any,
     ) -> None:
+        # Subscriptions: graphql-transport-ws only (the legacy graphql-ws protocol is
+        # refused), a client has 10 s to send connection_init, 10 operations per socket.
+        kwargs.setdefault("subscription_protocols", (GRAPHQL_TRANSPORT_WS_PROTOCOL,))
+        kwargs.setdefault("connection_init_wait_timeout", timedelta(seconds=10))
+        kwargs.setdefault("max_subscriptions_per_connection", 10)
         super().__init__(**kwargs)
         self.alerts = alerts
         self.webhooks = webhooks
@@ -104,6 +118,8 @@ class PropintelGraphQL(GraphQL[Context, None]):
         self.settings = settings
         self.caching = caching
         self.compiled: CompiledExecutor | None = None
+        self.analyzer: QueryAnalyzer | None = None
+        """The gate's query limits, for subscriptions (app/http/ws.py; set by app/asgi.py)."""
         if settings.compiled_execution:
             assert isinstance(self.schema, strawberry.Schema)
             self.compiled = CompiledExecutor(
@@ -117,6 +133,26 @@ class PropintelGraphQL(GraphQL[Context, None]):
             request,  # type: ignore[arg-type]
             response if isinstance(response, Response) else None,
         )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """connection_init's payload carries the credential as a header would:
+        `{"Authorization": "Bearer <access token or API key>"}`. None: anonymous (it may
+        connect; `alerts` then answers UNAUTHENTICATED). A wrong one closes the socket with
+        4403 Forbidden (so does, later, its expiry or revocation: app/http/ws.py). A check
+        that cannot run (the database is down for an API key) ends the connection with an
+        internal error, so the client retries instead of signing in."""
+        headers = credential_headers(context.connection_params or {})
+        forwarded = context.request.headers.get("x-forwarded-for")
+        if forwarded is not None:  # the client's address behind trusted proxies
+            headers["x-forwarded-for"] = forwarded
+        client = context.request.client
+        try:
+            context.principal = await self.accounts.authenticator.identify(
+                headers, client.host if client else None
+            )
+        except AuthenticationFailed as failure:
+            raise ConnectionRejectionError({"message": failure.message}) from None
+        return cast(UnsetType, UNSET)  # an ack without a payload
 
     async def build_context(self, request: Request, response: Response | None) -> Context:
         caching = self.caching
@@ -165,6 +201,14 @@ class PropintelGraphQL(GraphQL[Context, None]):
         root_value: None,
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
+        if _is_subscription(request_data.query, request_data.operation_name):
+            # Strawberry would run it as a query (no HTTP stream transport is on) and fail
+            # on the async generator; say where subscriptions are served instead.
+            sub_response.status_code = 400
+            return ExecutionResult(
+                data=None,
+                errors=[GraphQLError(SUBSCRIPTION_OVER_HTTP, extensions={"code": "BAD_REQUEST"})],
+            )
         plan = None
         if not request.scope.get("state", {}).get(PLAN_TRIED):
             plan = self.plan_for(
@@ -286,6 +330,21 @@ class PropintelGraphQL(GraphQL[Context, None]):
 
 
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+SUBSCRIPTION_OVER_HTTP = (
+    "Subscriptions are served over a graphql-transport-ws websocket on /graphql, not over "
+    "HTTP requests."
+)
+
+
+def _is_subscription(query: str | None, operation_name: str | None) -> bool:
+    if query is None or "subscription" not in query:  # most documents: no parse
+        return False
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return False  # Strawberry reports the syntax error
+    operation = get_operation_ast(document, operation_name)
+    return operation is not None and operation.operation is OperationType.SUBSCRIPTION
 
 
 def _principal(request: Request) -> Principal:

@@ -181,6 +181,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("user_id", "property_id", name=op.f("uq_watches_user_id_property_id")),
     )
     op.create_index("ix_watches_property_id", "watches", ["property_id"], unique=False)
+    op.create_index(
+        "ix_watches_baseline_model_version", "watches", ["baseline_model_version"], unique=False
+    )
     op.create_table(
         "alerts",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -378,6 +381,7 @@ def downgrade() -> None:
     )
     op.drop_index("ix_alerts_user_id", table_name="alerts")
     op.drop_table("alerts")
+    op.drop_index("ix_watches_baseline_model_version", table_name="watches")
     op.drop_index("ix_watches_property_id", table_name="watches")
     op.drop_table("watches")
     op.drop_index("ix_webhook_endpoints_user_id", table_name="webhook_endpoints")
