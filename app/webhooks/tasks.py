@@ -11,9 +11,10 @@ duplicate job (a replay while a retry waits, a worker killed mid-attempt) does n
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import weakref
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +35,9 @@ DELIVER = "webhook.deliver"
 RETENTION = "webhooks.retention"
 AT_CAP_DELAY = timedelta(seconds=0.2)
 """How soon a delivery whose endpoint is at its concurrency cap is looked at again."""
+ENDPOINT_CACHE_SIZE = 100_000
+READ_AHEAD = 500
+"""Deliveries after an unknown one whose endpoints are read with it (see _endpoint_of)."""
 RESPONSE_BYTES_READ = 64 * 1024
 """What an attempt reads of the answer (enough to keep the connection; the body is ignored)."""
 USER_AGENT = "propintel-webhooks/1"
@@ -86,43 +90,79 @@ class Deliverer:
         self.clients = Clients(settings)
         self.in_flight: Counter[int] = Counter()
         """Attempts in flight per endpoint in this process (the per-endpoint cap)."""
+        self._endpoint_of: OrderedDict[int, int] = OrderedDict()
+        """Delivery -> endpoint, for the deliveries this process has seen: a delivery put
+        back at the cap is turned away again without a query."""
+        self._duration: dict[int, float] = {}
+        self._queued_until: dict[int, datetime] = {}
 
     async def __call__(self, job: Job) -> RunAgain | None:
         delivery_id = int(job.payload["delivery_id"])
-        target = await repo.delivery_target(self.db, delivery_id)
-        if target is None or target.status not in repo.RETRYABLE:
-            return None  # deleted (with its endpoint, by retention) or already final
-        if target.endpoint_status != "ACTIVE":
-            await repo.cancel_delivery(self.db, delivery_id)
-            return None
         now = self.clock()
-        if target.next_attempt_at is not None and target.next_attempt_at > now:
-            # Not due (a replayed delivery's older job, or another job holds this attempt).
-            return RunAgain(target.next_attempt_at)
-        if self.in_flight[target.endpoint_id] >= self.settings.webhook_endpoint_concurrency:
-            return RunAgain(now + AT_CAP_DELAY)
-        self.in_flight[target.endpoint_id] += 1
+        endpoint_id = self._endpoint_of.get(delivery_id)
+        if endpoint_id is None:
+            found = await repo.endpoints_of_deliveries(self.db, delivery_id, ahead=READ_AHEAD)
+            for other, endpoint in found.items():
+                self._remember(other, endpoint)
+            endpoint_id = found.get(delivery_id)
+            if endpoint_id is None:
+                return None  # deleted (with its endpoint, or by retention), or final
+        if self.in_flight[endpoint_id] >= self.settings.webhook_endpoint_concurrency:
+            # At the cap: look again later, without holding a worker slot (or the database).
+            return RunAgain(self._back_at(endpoint_id, now))
+        self.in_flight[endpoint_id] += 1
+        started = time.perf_counter()
         try:
-            return await self._attempt(target, now)
+            outcome = await self._attempt(delivery_id, now)
         finally:
-            self.in_flight[target.endpoint_id] -= 1
-            if self.in_flight[target.endpoint_id] <= 0:
-                del self.in_flight[target.endpoint_id]
+            self.in_flight[endpoint_id] -= 1
+            if self.in_flight[endpoint_id] <= 0:
+                del self.in_flight[endpoint_id]
+            self._took(endpoint_id, time.perf_counter() - started)
+        if outcome is None:
+            self._endpoint_of.pop(delivery_id, None)
+        return outcome
 
-    async def _attempt(self, target: DeliveryTarget, now: datetime) -> RunAgain | None:
+    def _back_at(self, endpoint_id: int, now: datetime) -> datetime:
+        """When a delivery turned away at its endpoint's cap comes back: AT_CAP_DELAY, or
+        later when this process has already turned others away for that endpoint, spaced
+        by the time a slot takes to free (an attempt's recent duration / the cap). A burst
+        for one endpoint (a user's alerts arrive together) then comes back about when
+        slots free, instead of all of it every 0.2 s."""
+        cap = self.settings.webhook_endpoint_concurrency
+        spacing = timedelta(seconds=self._duration.get(endpoint_id, 0.05) / cap)
+        queued_until = max(self._queued_until.get(endpoint_id, now), now) + spacing
+        self._queued_until[endpoint_id] = queued_until
+        if len(self._queued_until) > ENDPOINT_CACHE_SIZE:
+            self._queued_until.pop(next(iter(self._queued_until)))
+        jitter = AT_CAP_DELAY * random.uniform(0, 0.5)
+        return max(now + AT_CAP_DELAY, queued_until) + jitter
+
+    def _took(self, endpoint_id: int, seconds: float) -> None:
+        """An attempt's duration, smoothed per endpoint (spaces the cap's returns)."""
+        previous = self._duration.get(endpoint_id)
+        self._duration[endpoint_id] = (
+            seconds if previous is None else 0.8 * previous + 0.2 * seconds
+        )
+        if len(self._duration) > ENDPOINT_CACHE_SIZE:
+            self._duration.pop(next(iter(self._duration)))
+
+    def _remember(self, delivery_id: int, endpoint_id: int) -> None:
+        self._endpoint_of[delivery_id] = endpoint_id
+        if len(self._endpoint_of) > ENDPOINT_CACHE_SIZE:
+            self._endpoint_of.popitem(last=False)
+
+    async def _attempt(self, delivery_id: int, now: datetime) -> RunAgain | None:
         hold = now + timedelta(seconds=self.settings.webhook_timeout_s + 30)
-        if not await repo.claim_attempt(self.db, target.delivery_id, now, hold):
-            fresh = await repo.delivery_target(self.db, target.delivery_id)
-            if fresh is None or fresh.status not in repo.RETRYABLE:
-                return None
-            return RunAgain(fresh.next_attempt_at or now + AT_CAP_DELAY)
+        claimed = await repo.claim_attempt(self.db, delivery_id, now, hold)
+        if claimed is None:
+            return await self._not_claimed(delivery_id, now)
+        target = claimed.target
         body = target.payload
         if body is None:
-            facts = (
-                None
-                if target.alert_id is None
-                else await repo.alert_facts(self.db, target.alert_id)
-            )
+            facts = claimed.facts
+            if facts is None and target.alert_id is not None:
+                facts = await repo.alert_facts(self.db, target.alert_id)
             if facts is None:  # the alert is gone (its user deleted it): nothing to say
                 await repo.cancel_delivery(self.db, target.delivery_id)
                 return None
@@ -134,6 +174,17 @@ class Deliverer:
         if status == "FAILED" and outcome.next_attempt_at is not None:
             return RunAgain(outcome.next_attempt_at)
         return None
+
+    async def _not_claimed(self, delivery_id: int, now: datetime) -> RunAgain | None:
+        """Why the attempt could not be taken, and what this job does about it."""
+        target = await repo.delivery_target(self.db, delivery_id)
+        if target is None or target.status not in repo.RETRYABLE:
+            return None  # deleted, or final (another job of it finished it)
+        if target.endpoint_status != "ACTIVE":
+            await repo.cancel_delivery(self.db, delivery_id)
+            return None
+        # Not due: a replayed delivery's older job, or another job holds this attempt.
+        return RunAgain(target.next_attempt_at or now + AT_CAP_DELAY)
 
     def _secrets(self, target: DeliveryTarget, now: datetime) -> list[str]:
         signing_secrets = [target.secret]
@@ -236,8 +287,9 @@ def register(registry: JobRegistry, *, db: Database, settings: Settings, **_: An
     async def purge(job: Job) -> None:
         await retention(db, settings, _utcnow())
 
-    # The lease outlives the longest attempt (the timeout) with room to record it.
-    registry.register(DELIVER, deliverer, lease=timedelta(seconds=settings.webhook_timeout_s + 60))
+    # The worker's heartbeat extends the lease while an attempt runs, so it need not outlast
+    # the timeout; kept short, a killed worker's delivery is taken again soon.
+    registry.register(DELIVER, deliverer, lease=timedelta(seconds=settings.job_lease_s))
     registry.register(RETENTION, purge, lease=timedelta(minutes=10))
     registry.every(RETENTION, RETENTION, hourly)
     return deliverer

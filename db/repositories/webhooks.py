@@ -16,7 +16,8 @@ from db.engine import Database
 from db.keyset import KeysetOrder
 from db.repositories import jobs
 from db.repositories.accounts import owner_scope
-from db.repositories.batching import cached_statement
+from db.repositories.batching import cached_statement, keys_param
+from db.tables import UtcDateTime
 
 EVENT_TYPES = {
     "SALE_MATCHED": "sale.matched",
@@ -468,39 +469,118 @@ _TARGET_COLUMNS = (
 _TARGET = sa.select(*_TARGET_COLUMNS).select_from(_d.join(_e, _e.c.id == _d.c.endpoint_id))
 
 
+# Not `required`: the fast path compiles each statement once, before any values.
+_TARGET_BY_ID = _TARGET.where(_d.c.id == sa.bindparam("delivery_id", required=False))
+_ENDPOINTS_OF_DELIVERIES = sa.select(_d.c.id, _d.c.endpoint_id).where(
+    _d.c.id >= sa.bindparam("first", type_=sa.BigInteger(), required=False),
+    _d.c.id <= sa.bindparam("last", type_=sa.BigInteger(), required=False),
+    _d.c.status.in_(RETRYABLE),
+)
+
+# The worker's reads take the fast path (asyncpg, prepared); its writes are transactions.
+
+
 async def delivery_target(db: Database, delivery_id: int) -> DeliveryTarget | None:
-    async with db.connect() as conn:
-        row = (await conn.execute(_TARGET.where(_d.c.id == delivery_id))).first()
-    return None if row is None else DeliveryTarget(*row)
+    rows = await db.fetch_all(_TARGET_BY_ID, {"delivery_id": delivery_id}, prepared=True)
+    return DeliveryTarget(*rows[0]) if rows else None
 
 
-async def claim_attempt(db: Database, delivery_id: int, now: datetime, until: datetime) -> bool:
-    """Takes the delivery's due attempt: its next_attempt_at moves to `until` (past the
-    attempt's timeout), so another job of the same delivery (a replay's) waits instead of
-    sending it twice, and a worker that dies mid-attempt leaves it due again at `until`."""
-    async with db.begin() as conn:
-        result = await conn.execute(
+async def endpoints_of_deliveries(
+    db: Database, delivery_id: int, *, ahead: int = 0
+) -> dict[int, int]:
+    """Delivery -> endpoint for `delivery_id` and the `ahead` deliveries after it (made in
+    the same batch, they are usually the next jobs: one read instead of one each)."""
+    params = {"first": delivery_id, "last": delivery_id + ahead}
+    rows = await db.fetch_all(_ENDPOINTS_OF_DELIVERIES, params, prepared=True)
+    return {int(row[0]): int(row[1]) for row in rows}
+
+
+def _claim_statement(dialect: str) -> Any:
+    now = sa.bindparam("now", type_=UtcDateTime(), required=False)
+    conditions = [
+        _d.c.id == sa.bindparam("delivery_id", required=False),
+        _d.c.status.in_(RETRYABLE),
+        sa.or_(_d.c.next_attempt_at.is_(None), _d.c.next_attempt_at <= now),
+    ]
+    # Not `required`: the fast path compiles the statement once, before any values.
+    until = sa.bindparam("until", type_=UtcDateTime(), required=False)
+    values = {"next_attempt_at": until, "updated_at": now}
+    if dialect == "postgresql":
+        # Claimed and read in one statement: the delivery, its endpoint (which must still be
+        # active) and what its body would say of its alert (used when it has none yet).
+        labels = [column.label(f"t{i}") for i, column in enumerate(_TARGET_COLUMNS)]
+        claimed = (
             sa.update(_d)
-            .where(
-                _d.c.id == delivery_id,
-                _d.c.status.in_(RETRYABLE),
-                sa.or_(_d.c.next_attempt_at.is_(None), _d.c.next_attempt_at <= now),
-            )
-            .values(next_attempt_at=until, updated_at=now)
+            .where(*conditions, _e.c.id == _d.c.endpoint_id, _e.c.status == "ACTIVE")
+            .values(values)
+            .returning(*labels)
+            .cte("claimed")
         )
-    return bool(result.rowcount == 1)
+        alerts = tables.alerts
+        return sa.select(
+            *[claimed.c[label.name] for label in labels], *_facts_columns()
+        ).select_from(_with_alert_details(claimed.outerjoin(alerts, alerts.c.id == claimed.c.t2)))
+    active = sa.select(_e.c.id).where(_e.c.status == "ACTIVE")
+    return sa.update(_d).where(*conditions, _d.c.endpoint_id.in_(active)).values(values)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    target: DeliveryTarget
+    facts: AlertFacts | None
+    """Its alert's facts, when read with the claim (PostgreSQL); else read when needed."""
+
+
+async def claim_attempt(
+    db: Database, delivery_id: int, now: datetime, until: datetime
+) -> Claimed | None:
+    """Takes the delivery's due attempt, if its endpoint is active: its next_attempt_at moves
+    to `until` (past the attempt's timeout), so another job of the same delivery (a replay's)
+    waits instead of sending it twice, and a worker that dies mid-attempt leaves it due again
+    at `until`. None when it was not due (or not claimable: final, endpoint disabled)."""
+    statement = cached_statement(
+        ("webhook_claim", db.dialect), lambda: _claim_statement(db.dialect)
+    )
+    params = {"delivery_id": delivery_id, "now": now, "until": until}
+    if db.is_postgresql:
+        # One statement on the fast path (autocommit). Run twice (a retried call), the second
+        # finds the attempt held and the job waits for the hold: late, never twice.
+        rows = await db.fetch_all(statement, params, prepared=True)
+        if not rows:
+            return None
+        width = len(_TARGET_COLUMNS)
+        row = tuple(rows[0])
+        facts = AlertFacts(*row[width:]) if row[width] is not None else None
+        return Claimed(DeliveryTarget(*row[:width]), facts)
+    async with db.begin() as conn:
+        claimed = (await conn.execute(statement, params)).rowcount == 1
+    target = await delivery_target(db, delivery_id) if claimed else None
+    return None if target is None else Claimed(target, None)
+
+
+_STORE_PAYLOAD = (
+    sa.update(_d)
+    .where(_d.c.id == sa.bindparam("delivery_id", required=False), _d.c.payload.is_(None))
+    .values(payload=sa.bindparam("payload", type_=sa.Text(), required=False))
+    .returning(_d.c.payload)
+)
+_PAYLOAD_OF = sa.select(_d.c.payload).where(_d.c.id == sa.bindparam("delivery_id", required=False))
 
 
 async def store_payload(db: Database, delivery_id: int, payload: str) -> str:
     """Stores the body made by the first attempt; returns the stored one (every attempt
     sends the same bytes, whoever built them first)."""
-    async with db.begin() as conn:
-        await conn.execute(
-            sa.update(_d)
-            .where(_d.c.id == delivery_id, _d.c.payload.is_(None))
-            .values(payload=payload)
-        )
-        stored = await conn.scalar(sa.select(_d.c.payload).where(_d.c.id == delivery_id))
+    params = {"delivery_id": delivery_id, "payload": payload}
+    if db.is_postgresql:
+        # Idempotent (only a NULL payload is set), so the fast path's autocommit suits it.
+        rows = await db.fetch_all(_STORE_PAYLOAD, params, prepared=True)
+        stored = rows[0][0] if rows else None
+    else:
+        async with db.begin() as conn:
+            stored = await conn.scalar(_STORE_PAYLOAD, params)
+    if stored is None:
+        rows = await db.fetch_all(_PAYLOAD_OF, {"delivery_id": delivery_id}, prepared=True)
+        stored = rows[0][0]
     return str(stored)
 
 
@@ -534,6 +614,32 @@ GONE_REASON = "the endpoint answered 410 Gone"
 FAILING_REASON = "failing for 5 days"
 
 
+def _succeeded_statement() -> Any:
+    def bind(name: str, type_: Any) -> Any:
+        return sa.bindparam(name, type_=type_, required=False)
+
+    at = bind("at", UtcDateTime())
+    attempt = sa.insert(_a).values(
+        delivery_id=bind("delivery_id", sa.BigInteger()),
+        user_id=bind("user_id", sa.BigInteger()),
+        attempted_at=at,
+        status_code=bind("status_code", sa.Integer()),
+        duration_ms=bind("duration_ms", sa.Integer()),
+        error=None,
+    )
+    return (
+        sa.update(_d)
+        .where(_d.c.id == bind("delivery_id", sa.BigInteger()))
+        .values(
+            status="SUCCEEDED",
+            attempt_count=_d.c.attempt_count + 1,
+            next_attempt_at=None,
+            updated_at=at,
+        )
+        .add_cte(attempt.cte("attempt"))
+    )
+
+
 async def record_attempt(db: Database, target: DeliveryTarget, outcome: Outcome) -> str:
     """Records the attempt, keeps the endpoint's health and moves the delivery on, in one
     transaction. Returns the delivery's new status.
@@ -548,17 +654,29 @@ async def record_attempt(db: Database, target: DeliveryTarget, outcome: Outcome)
         status = "DEAD"
     else:
         status = "FAILED"
+    if outcome.succeeded and target.failing_since is None and db.is_postgresql:
+        # The common case, one statement on the fast path (atomic: the attempt is a CTE).
+        params = {
+            "delivery_id": target.delivery_id,
+            "user_id": target.user_id,
+            "at": now,
+            "status_code": outcome.status_code,
+            "duration_ms": outcome.duration_ms,
+        }
+        statement = cached_statement("webhook_succeeded", _succeeded_statement)
+        await db.fetch_all(statement, params, prepared=True)
+        return status
+    attempt = sa.insert(_a).values(
+        delivery_id=target.delivery_id,
+        user_id=target.user_id,
+        attempted_at=now,
+        status_code=outcome.status_code,
+        duration_ms=outcome.duration_ms,
+        error=outcome.error,
+    )
     async with db.begin() as conn:
-        await conn.execute(
-            sa.insert(_a).values(
-                delivery_id=target.delivery_id,
-                user_id=target.user_id,
-                attempted_at=now,
-                status_code=outcome.status_code,
-                duration_ms=outcome.duration_ms,
-                error=outcome.error,
-            )
-        )
+        if not db.is_postgresql:
+            await conn.execute(attempt)
         if not outcome.succeeded and await _endpoint_failed(conn, target, outcome.gone, now):
             await _cancel_pending(conn, target.endpoint_id, now, but=target.delivery_id)
             status = "DEAD"
@@ -568,7 +686,7 @@ async def record_attempt(db: Database, target: DeliveryTarget, outcome: Outcome)
                 .where(_e.c.id == target.endpoint_id, _e.c.failing_since.is_not(None))
                 .values(failing_since=None, updated_at=now)
             )
-        await conn.execute(
+        moved = (
             sa.update(_d)
             .where(_d.c.id == target.delivery_id)
             .values(
@@ -578,6 +696,9 @@ async def record_attempt(db: Database, target: DeliveryTarget, outcome: Outcome)
                 updated_at=now,
             )
         )
+        if db.is_postgresql:  # one statement: the attempt inserted by a CTE of the update
+            moved = moved.add_cte(attempt.cte("attempt"))
+        await conn.execute(moved)
     return status
 
 
@@ -674,36 +795,47 @@ class AlertFacts:
     contract_date: date | None
 
 
-def _alert_facts_statement() -> sa.Select[Any]:
+def _facts_columns() -> list[Any]:
+    alerts, searches = tables.alerts, tables.saved_searches
+    properties, localities, sales = tables.properties, tables.localities, tables.sales
+    return [
+        alerts.c.id,
+        alerts.c.kind,
+        alerts.c.created_at,
+        alerts.c.data,
+        alerts.c.saved_search_id,
+        searches.c.name,
+        alerts.c.property_id,
+        properties.c.unit_number,
+        properties.c.house_number,
+        properties.c.street_name,
+        properties.c.property_name,
+        sa.func.coalesce(localities.c.postcode, properties.c.postcode),
+        localities.c.name,
+        localities.c.state,
+        alerts.c.sale_id,
+        sales.c.price,
+        sales.c.contract_date,
+    ]
+
+
+def _with_alert_details(source: Any) -> Any:
+    """`source` (which holds `alerts`) with what a body says about its alert."""
     alerts, searches = tables.alerts, tables.saved_searches
     properties, localities, sales = tables.properties, tables.localities, tables.sales
     return (
-        sa.select(
-            alerts.c.id,
-            alerts.c.kind,
-            alerts.c.created_at,
-            alerts.c.data,
-            alerts.c.saved_search_id,
-            searches.c.name,
-            alerts.c.property_id,
-            properties.c.unit_number,
-            properties.c.house_number,
-            properties.c.street_name,
-            properties.c.property_name,
-            sa.func.coalesce(localities.c.postcode, properties.c.postcode),
-            localities.c.name,
-            localities.c.state,
-            alerts.c.sale_id,
-            sales.c.price,
-            sales.c.contract_date,
-        )
-        .select_from(
-            alerts.outerjoin(searches, searches.c.id == alerts.c.saved_search_id)
-            .outerjoin(properties, properties.c.id == alerts.c.property_id)
-            .outerjoin(localities, localities.c.id == properties.c.locality_id)
-            .outerjoin(sales, sales.c.id == alerts.c.sale_id)
-        )
-        .where(alerts.c.id == sa.bindparam("alert_id"))
+        source.outerjoin(searches, searches.c.id == alerts.c.saved_search_id)
+        .outerjoin(properties, properties.c.id == alerts.c.property_id)
+        .outerjoin(localities, localities.c.id == properties.c.locality_id)
+        .outerjoin(sales, sales.c.id == alerts.c.sale_id)
+    )
+
+
+def _alert_facts_statement() -> sa.Select[Any]:
+    return (
+        sa.select(*_facts_columns())
+        .select_from(_with_alert_details(tables.alerts))
+        .where(tables.alerts.c.id == sa.bindparam("alert_id", required=False))
     )
 
 
@@ -711,9 +843,8 @@ _ALERT_FACTS = _alert_facts_statement()
 
 
 async def alert_facts(db: Database, alert_id: int) -> AlertFacts | None:
-    async with db.connect() as conn:
-        row = (await conn.execute(_ALERT_FACTS, {"alert_id": alert_id})).first()
-    return None if row is None else AlertFacts(*row)
+    rows = await db.fetch_all(_ALERT_FACTS, {"alert_id": alert_id}, prepared=True)
+    return AlertFacts(*rows[0]) if rows else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -735,35 +866,31 @@ class SaleFacts:
 
 def _sale_facts_statement() -> sa.Select[Any]:
     properties, localities, sales = tables.properties, tables.localities, tables.sales
-    return (
-        sa.select(
-            sales.c.id,
-            sales.c.price,
-            sales.c.contract_date,
-            properties.c.id,
-            properties.c.unit_number,
-            properties.c.house_number,
-            properties.c.street_name,
-            properties.c.property_name,
-            localities.c.postcode,
-            localities.c.name,
-            localities.c.state,
+    return sa.select(
+        sales.c.id,
+        sales.c.price,
+        sales.c.contract_date,
+        properties.c.id,
+        properties.c.unit_number,
+        properties.c.house_number,
+        properties.c.street_name,
+        properties.c.property_name,
+        localities.c.postcode,
+        localities.c.name,
+        localities.c.state,
+    ).select_from(
+        sales.join(properties, properties.c.id == sales.c.property_id).join(
+            localities, localities.c.id == properties.c.locality_id
         )
-        .select_from(
-            sales.join(properties, properties.c.id == sales.c.property_id).join(
-                localities, localities.c.id == properties.c.locality_id
-            )
-        )
-        .where(sales.c.id.in_(sa.bindparam("ids", expanding=True)))
     )
-
-
-_SALE_FACTS = _sale_facts_statement()
 
 
 async def sale_facts(db: Database, sale_ids: Sequence[int]) -> dict[int, SaleFacts]:
     if not sale_ids:
         return {}
-    async with db.connect() as conn:
-        rows = await conn.execute(_SALE_FACTS, {"ids": list(sale_ids)})
-        return {row[0]: SaleFacts(*row) for row in rows}
+    statement = cached_statement(
+        ("webhook_sale_facts", db.dialect),
+        lambda: _sale_facts_statement().where(keys_param(db, tables.sales.c.id, "ids")),
+    )
+    rows = await db.fetch_all(statement, {"ids": list(sale_ids)}, prepared=True)
+    return {row[0]: SaleFacts(*row) for row in rows}
