@@ -204,12 +204,13 @@ class Deliverer:
         retry_after: str | None = None
         timeout = self.settings.webhook_timeout_s
         try:
-            await check_url(target.url, self.settings)
-            timestamp = int(time.time())
-            headers = signing.headers(
-                self._secrets(target, started_at), target.message_id, timestamp, body
-            )
-            async with asyncio.timeout(timeout):  # the whole attempt, a slow drip included
+            # The whole attempt within the timeout: the DNS lookup, a slow drip included.
+            async with asyncio.timeout(timeout):
+                await check_url(target.url, self.settings)
+                timestamp = int(time.time())
+                headers = signing.headers(
+                    self._secrets(target, started_at), target.message_id, timestamp, body
+                )
                 async with self.clients.get().stream(
                     "POST", target.url, content=body.encode(), headers=headers
                 ) as response:
