@@ -364,6 +364,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
+        ws="websockets-sansio",  # subscriptions; uvicorn's default implementation is deprecated
     )
 
 

@@ -11,7 +11,7 @@ import concurrent.futures
 import json
 import multiprocessing
 from collections.abc import Iterable
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import graphql
@@ -73,6 +73,14 @@ def scalar_values() -> dict[str, st.SearchStrategy[graphql.ValueNode]]:
                 st.text(max_size=12),
             )
         ),
+        "DateTime": _string(
+            st.one_of(
+                st.datetimes(
+                    datetime(2000, 1, 1), datetime(2030, 12, 31), timezones=st.just(UTC)
+                ).map(datetime.isoformat),
+                st.text(max_size=12),
+            )
+        ),
     }
 
 
@@ -95,6 +103,11 @@ def mostly_valid_values() -> dict[str, st.SearchStrategy[graphql.ValueNode]]:
         ),
         "String": _string(st.one_of(words, postcodes)),
         "Date": _string(st.dates(date(2001, 1, 1), date(2024, 12, 31)).map(date.isoformat)),
+        "DateTime": _string(
+            st.datetimes(datetime(2020, 1, 1), datetime(2026, 12, 1), timezones=st.just(UTC)).map(
+                datetime.isoformat
+            )
+        ),
     }
 
 
