@@ -125,6 +125,12 @@ COUNTED_TABLES = (
     "api_keys",
     "price_models",
     "training_jobs",
+    "saved_searches",
+    "watches",
+    "alerts",
+    "webhook_endpoints",
+    "webhook_deliveries",
+    "jobs",
 )
 
 
