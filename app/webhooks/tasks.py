@@ -36,6 +36,9 @@ RETENTION = "webhooks.retention"
 AT_CAP_DELAY = timedelta(seconds=0.2)
 """How soon a delivery whose endpoint is at its concurrency cap is looked at again."""
 ENDPOINT_CACHE_SIZE = 100_000
+SPACING = 1.25
+"""Turn-aways at the cap come back spaced a little wider than slots free, so that few of
+them find the endpoint still full (each return costs the queue a claim and a write)."""
 READ_AHEAD = 500
 """Deliveries after an unknown one whose endpoints are read with it (see _endpoint_of)."""
 RESPONSE_BYTES_READ = 64 * 1024
@@ -95,16 +98,14 @@ class Deliverer:
         back at the cap is turned away again without a query."""
         self._duration: dict[int, float] = {}
         self._queued_until: dict[int, datetime] = {}
+        self._reading = asyncio.Lock()
 
     async def __call__(self, job: Job) -> RunAgain | None:
         delivery_id = int(job.payload["delivery_id"])
         now = self.clock()
         endpoint_id = self._endpoint_of.get(delivery_id)
         if endpoint_id is None:
-            found = await repo.endpoints_of_deliveries(self.db, delivery_id, ahead=READ_AHEAD)
-            for other, endpoint in found.items():
-                self._remember(other, endpoint)
-            endpoint_id = found.get(delivery_id)
+            endpoint_id = await self._endpoint_of_unknown(delivery_id)
             if endpoint_id is None:
                 return None  # deleted (with its endpoint, or by retention), or final
         if self.in_flight[endpoint_id] >= self.settings.webhook_endpoint_concurrency:
@@ -130,7 +131,7 @@ class Deliverer:
         for one endpoint (a user's alerts arrive together) then comes back about when
         slots free, instead of all of it every 0.2 s."""
         cap = self.settings.webhook_endpoint_concurrency
-        spacing = timedelta(seconds=self._duration.get(endpoint_id, 0.05) / cap)
+        spacing = timedelta(seconds=self._duration.get(endpoint_id, 0.05) * SPACING / cap)
         queued_until = max(self._queued_until.get(endpoint_id, now), now) + spacing
         self._queued_until[endpoint_id] = queued_until
         if len(self._queued_until) > ENDPOINT_CACHE_SIZE:
@@ -146,6 +147,18 @@ class Deliverer:
         )
         if len(self._duration) > ENDPOINT_CACHE_SIZE:
             self._duration.pop(next(iter(self._duration)))
+
+    async def _endpoint_of_unknown(self, delivery_id: int) -> int | None:
+        # One read at a time: the jobs claimed together are mostly of deliveries made
+        # together, so the first read (of the next READ_AHEAD) answers the others too.
+        async with self._reading:
+            endpoint_id = self._endpoint_of.get(delivery_id)
+            if endpoint_id is not None:
+                return endpoint_id
+            found = await repo.endpoints_of_deliveries(self.db, delivery_id, ahead=READ_AHEAD)
+        for other, endpoint in found.items():
+            self._remember(other, endpoint)
+        return found.get(delivery_id)
 
     def _remember(self, delivery_id: int, endpoint_id: int) -> None:
         self._endpoint_of[delivery_id] = endpoint_id
