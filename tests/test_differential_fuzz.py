@@ -53,12 +53,21 @@ def without_statement_count(answer: tuple[int, bytes]) -> tuple[int, bytes]:
     """The answer as bytes, `extensions.sqlStatements` left out: how many statements a deep
     document costs may differ by one or two between a breadth-first plan and Strawberry's
     depth-first walk (which loads of a DataLoader land in one batch depends on when the
-    statements before them return). Bounded counts are the statement-count tests' job."""
+    statements before them return). Bounded counts are the statement-count tests' job.
+
+    Errors are compared as a set (sorted): fields of a query run concurrently, so the spec
+    gives their errors no order, and graphql-core lists them as its coroutines happen to fail
+    (a nested field's error before or after a sibling root field's, by when each awaited).
+    Every error must still be there, with the same message, path, location and code."""
     status, content = answer
     body = orjson.loads(content)
     (body.get("extensions") or {}).pop("sqlStatements", None)
     if body.get("extensions") == {}:
         del body["extensions"]
+    if isinstance(body.get("errors"), list):
+        body["errors"] = sorted(
+            body["errors"], key=lambda error: orjson.dumps(error, option=orjson.OPT_SORT_KEYS)
+        )
     return status, orjson.dumps(body)
 
 
