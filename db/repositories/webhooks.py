@@ -51,7 +51,11 @@ _CREATE_DELIVERIES = sa.text(
     ON CONFLICT DO NOTHING
     RETURNING id
     """
-).bindparams(sa.bindparam("alert_ids", expanding=True))
+).bindparams(
+    sa.bindparam("alert_ids", expanding=True),
+    # Typed, so SQLite stores it as SQLAlchemy stores every other time (text, one format).
+    sa.bindparam("now", type_=UtcDateTime()),
+)
 
 
 async def create_deliveries(conn: AsyncConnection, alert_ids: Sequence[int]) -> int:
