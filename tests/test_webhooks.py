@@ -31,7 +31,7 @@ from db.engine import Database
 from db.repositories import jobs
 from db.repositories import webhooks as webhook_repo
 from db.repositories.accounts import owner_scope
-from tests.support.apps import RunningApp, running_app
+from tests.support.apps import RunningApp, running_app, running_app_with_redis
 from tests.support.databases import (
     create_pg_database,
     drop_pg_database,
@@ -41,7 +41,7 @@ from tests.support.databases import (
 from tests.support.graphql import gql
 from tests.support.prod import prod_settings
 from tests.support.receiver import Receiver, Reply
-from tests.support.settings import settings_for
+from tests.support.settings import redis_cache_settings, settings_for
 from tests.support.webhooks import (
     CREATE,
     DELETE,
@@ -863,3 +863,27 @@ async def test_an_attempt_cut_short_is_made_again(
     (request,) = receiver.on("/cut")
     assert request.verify_error is None
     assert (await _deliveries(app, account))[0]["status"] == "SUCCEEDED"
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+async def test_isolation_through_the_cache(
+    webhooks_database: str, receiver: Receiver, compiled: bool
+) -> None:
+    """The same document from two users, the two-tier cache on (Redis), on either executor:
+    each sees only their own endpoints and deliveries."""
+    settings = redis_cache_settings(webhooks_database, PROPINTEL_COMPILED_EXECUTION=compiled)
+    async with running_app_with_redis(settings) as cached:
+        db: Database = cached.state.db
+        query = """{ me { webhookEndpoints { id url deliveries(first: 5) { edges { node {
+            id webhookId } } } } } }"""
+        seen = []
+        for n in range(2):
+            account, created = await _endpoint(cached, receiver, f"/cached{n}{compiled}")
+            await make_alerts(db, account.user_id, 1)
+            for _ in range(2):  # twice: the second may come from a cache
+                data = (await gql(cached.client, query, headers=account.headers)).ok()
+                (endpoint,) = data["me"]["webhookEndpoints"]
+                assert endpoint["id"] == created["endpoint"]["id"]
+                (edge,) = endpoint["deliveries"]["edges"]
+                seen.append(edge["node"]["webhookId"])
+        assert seen[0] == seen[1] != seen[2] == seen[3]
