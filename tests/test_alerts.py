@@ -577,3 +577,45 @@ async def test_is_watched_costs_one_batch_for_a_whole_page(alerts_database: str)
             assert [p["id"] for p in found if p["isWatched"]] == [place]
             anonymous = (await gql(running.client, page, n=20)).ok()["properties"]["nodes"]
             assert not any(p["isWatched"] for p in anonymous)
+
+
+# -- the outbox of watches and corrections ---------------------------------------------------
+
+UPDATE_PROPERTY = """mutation($id: ID!, $input: UpdatePropertyInput!) {
+    updateProperty(id: $id, input: $input) { id zoning } }"""
+
+
+async def queued_checks(app: RunningApp, property_id: int) -> int:
+    jobs = tables.jobs
+    rows = await app.state.db.fetch_all(
+        sa.select(jobs.c.payload).where(jobs.c.kind == "estimates.check", jobs.c.status == "QUEUED")
+    )
+    return sum(property_id in json.loads(row[0])["property_ids"] for row in rows)
+
+
+async def test_a_new_watch_and_a_correction_queue_estimate_checks(app: RunningApp) -> None:
+    """watchProperty queues the watch's first estimate in its own (owner-scoped: row-level
+    security) transaction; updateProperty of a watched property queues a check, since a
+    corrected area or zoning moves the estimate; of an unwatched one, nothing."""
+    client = app.client
+    alice = await new_user(client)
+    watched, unwatched = (await tempe_properties(client))[3:5]
+    watched_pk = from_global_id(watched["id"])[1]
+    unwatched_pk = from_global_id(unwatched["id"])[1]
+    before = await queued_checks(app, watched_pk)
+    (await gql(client, WATCH, headers=alice.headers, id=watched["id"], pct=7.5)).ok()
+    assert await queued_checks(app, watched_pk) == before + 1
+    # Watching again only changes the threshold: no second first estimate.
+    (await gql(client, WATCH, headers=alice.headers, id=watched["id"], pct=9)).ok()
+    assert await queued_checks(app, watched_pk) == before + 1
+
+    from tests.support.credentials import ADMIN
+
+    for property_, pk, more in ((watched, watched_pk, 1), (unwatched, unwatched_pk, 0)):
+        queued = await queued_checks(app, pk)
+        (
+            await gql(
+                client, UPDATE_PROPERTY, headers=ADMIN, id=property_["id"], input={"zoning": "R3"}
+            )
+        ).ok()
+        assert await queued_checks(app, pk) == queued + more

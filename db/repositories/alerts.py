@@ -285,6 +285,8 @@ async def watch(
                 .returning(*WATCH_COLUMNS)
             )
         ).one()
+        # Its first estimate (the baseline later changes are measured from), soon.
+        await jobs.enqueue(conn, "estimates.check", {"property_ids": [property_id]})
     return _watch(row)
 
 

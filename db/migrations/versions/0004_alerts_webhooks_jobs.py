@@ -360,10 +360,17 @@ def _row_level_security() -> None:
             f"CREATE POLICY {table}_owner ON {table} TO {OWNER_ROLE} "
             f"USING (user_id = {user_id}) WITH CHECK (user_id = {user_id})"
         )
+    # A user's own writes may queue work in their transaction (the outbox: watchProperty
+    # queues the watch's first estimate); they can add jobs, not read or change any (the
+    # insert reads back the new id and checks the dedupe key: those two columns only).
+    op.execute(f"GRANT INSERT, SELECT (id, dedupe_key) ON jobs TO {OWNER_ROLE}")
+    op.execute(f"GRANT USAGE ON SEQUENCE jobs_id_seq TO {OWNER_ROLE}")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"REVOKE ALL ON jobs FROM {OWNER_ROLE}")
+        op.execute(f"REVOKE ALL ON SEQUENCE jobs_id_seq FROM {OWNER_ROLE}")
         for table in OWNED_TABLES:
             op.execute(f"REVOKE ALL ON {table} FROM {OWNER_ROLE}")
     op.drop_index("ix_webhook_attempts_delivery", table_name="webhook_attempts")
