@@ -45,6 +45,7 @@ RESPONSE_BYTES_READ = 64 * 1024
 """What an attempt reads of the answer (enough to keep the connection; the body is ignored)."""
 USER_AGENT = "propintel-webhooks/1"
 MAX_ERROR_CHARS = 500
+HOLD_MARGIN_S = 10
 
 Clock = Callable[[], datetime]
 
@@ -166,7 +167,9 @@ class Deliverer:
             self._endpoint_of.popitem(last=False)
 
     async def _attempt(self, delivery_id: int, now: datetime) -> RunAgain | None:
-        hold = now + timedelta(seconds=self.settings.webhook_timeout_s + 30)
+        # The attempt is this job's until its timeout and a margin to record the outcome; a
+        # worker killed mid-attempt leaves it due again then (sooner would risk two sends).
+        hold = now + timedelta(seconds=self.settings.webhook_timeout_s + HOLD_MARGIN_S)
         claimed = await repo.claim_attempt(self.db, delivery_id, now, hold)
         if claimed is None:
             return await self._not_claimed(delivery_id, now)

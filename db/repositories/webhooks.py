@@ -27,6 +27,12 @@ EVENT_TYPES = {
 }
 """Alert kind -> the `type` of its webhook body (and `eventType` of its delivery)."""
 
+DELIVER_JOB_ATTEMPTS = 30
+"""A delivery job's own retries (its handler raised: the database away, say), not the
+delivery's attempts, which its handler schedules itself: with the queue's backoff capped at
+10 minutes, 30 ride out an outage of about four hours before the job is dead-lettered (the
+delivery then waits for a replay or `recoverWebhookDeliveries`)."""
+
 _CHUNK = 5000  # SQLite allows 32,766 bound variables per statement
 
 _EVENT_TYPE_SQL = (
@@ -67,7 +73,12 @@ async def create_deliveries(conn: AsyncConnection, alert_ids: Sequence[int]) -> 
         chunk = list(alert_ids[start : start + _CHUNK])
         result = await conn.execute(_CREATE_DELIVERIES, {"alert_ids": chunk, "now": now})
         delivery_ids = [row[0] for row in result]
-        await jobs.enqueue_many(conn, "webhook.deliver", [{"delivery_id": i} for i in delivery_ids])
+        await jobs.enqueue_many(
+            conn,
+            "webhook.deliver",
+            [{"delivery_id": i} for i in delivery_ids],
+            max_attempts=DELIVER_JOB_ATTEMPTS,
+        )
         added += len(delivery_ids)
     return added
 
@@ -414,7 +425,9 @@ async def replay_delivery(db: Database, user_id: int, delivery_id: int) -> Deliv
         if row is None:
             return None
         await _as_service(conn)
-        await jobs.enqueue(conn, "webhook.deliver", {"delivery_id": delivery_id})
+        await jobs.enqueue(
+            conn, "webhook.deliver", {"delivery_id": delivery_id}, max_attempts=DELIVER_JOB_ATTEMPTS
+        )
     return _delivery(row)
 
 
@@ -445,7 +458,10 @@ async def recover_deliveries(
         await _as_service(conn)
         for start in range(0, len(ids), _CHUNK):
             await jobs.enqueue_many(
-                conn, "webhook.deliver", [{"delivery_id": i} for i in ids[start : start + _CHUNK]]
+                conn,
+                "webhook.deliver",
+                [{"delivery_id": i} for i in ids[start : start + _CHUNK]],
+                max_attempts=DELIVER_JOB_ATTEMPTS,
             )
     return len(ids)
 
