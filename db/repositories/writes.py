@@ -126,9 +126,7 @@ async def update_property(
             .returning(*PROPERTY_COLUMNS)
         )
         row = (await conn.execute(statement)).first()
-        watched = sa.select(tables.watches.c.id).where(
-            tables.watches.c.property_id == property_id
-        )
+        watched = sa.select(tables.watches.c.id).where(tables.watches.c.property_id == property_id)
         if row is not None and (await conn.execute(watched.limit(1))).first() is not None:
             # A corrected area, zoning or use changes the estimate: the outbox asks for the
             # watches' check in the same transaction.
