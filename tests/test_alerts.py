@@ -599,9 +599,16 @@ async def test_a_new_watch_and_a_correction_queue_estimate_checks(app: RunningAp
     corrected area or zoning moves the estimate; of an unwatched one, nothing."""
     client = app.client
     alice = await new_user(client)
-    watched, unwatched = (await tempe_properties(client))[3:5]
-    watched_pk = from_global_id(watched["id"])[1]
-    unwatched_pk = from_global_id(unwatched["id"])[1]
+    # Two properties no other test of this module watches (their watches would count).
+    unwatched_rows = await app.state.db.fetch_all(
+        sa.select(tables.properties.c.id)
+        .where(~tables.properties.c.id.in_(sa.select(tables.watches.c.property_id)))
+        .order_by(tables.properties.c.id.desc())
+        .limit(2)
+    )
+    watched_pk, unwatched_pk = (int(row[0]) for row in unwatched_rows)
+    watched = {"id": to_global_id("Property", watched_pk)}
+    unwatched = {"id": to_global_id("Property", unwatched_pk)}
     before = await queued_checks(app, watched_pk)
     (await gql(client, WATCH, headers=alice.headers, id=watched["id"], pct=7.5)).ok()
     assert await queued_checks(app, watched_pk) == before + 1
