@@ -129,6 +129,41 @@ async def me_id(client: httpx.AsyncClient, headers: dict[str, str]) -> int:
     return from_global_id(me["id"], types=("User",))[1]
 
 
+async def register_endpoint(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    receiver: Receiver,
+    path: str,
+    events: list[str],
+) -> dict[str, Any]:
+    """createWebhookEndpoint to `path` of the receiver, which then verifies its requests with
+    the secret shown once; the mutation's answer."""
+    created: dict[str, Any] = (
+        await gql(client, CREATE_ENDPOINT, headers=headers, url=receiver.url(path), events=events)
+    ).ok()["createWebhookEndpoint"]
+    assert created["secret"].startswith("whsec_")
+    receiver.secrets[path] = [created["secret"]]
+    return created
+
+
+async def sell(
+    client: httpx.AsyncClient, property_id: int, *, days_ago: int, price: int, dealing: str
+) -> dict[str, Any]:
+    """recordSale as an admin; the sale as it answers (id, price)."""
+    sale = {
+        "propertyId": to_global_id("Property", property_id),
+        "contractDate": (date.today() - timedelta(days=days_ago)).isoformat(),
+        "price": price,
+        "dealingNumber": dealing,
+    }
+    answer = (await gql(client, RECORD_SALE, headers=ADMIN, input=sale)).ok()
+    return dict(answer["recordSale"])
+
+
+async def watch(client: httpx.AsyncClient, headers: dict[str, str], property_id: int) -> None:
+    (await gql(client, WATCH, headers=headers, id=to_global_id("Property", property_id))).ok()
+
+
 async def a_property_outside(db: Database, locality: str) -> int:
     row = await db.fetch_one(
         sa.select(tables.properties.c.id)
@@ -182,28 +217,20 @@ async def test_record_sale_and_a_weekly_load_alert_deliver_and_stream_once(
         )
         saved.ok()
         watched_id = await a_property_outside(db, locality)
-        (await gql(client, WATCH, headers=user, id=to_global_id("Property", watched_id))).ok()
-        created = (
-            await gql(client, CREATE_ENDPOINT, headers=user, url=receiver.url(), events=EVERY_EVENT)
-        ).ok()["createWebhookEndpoint"]
-        assert created["secret"].startswith("whsec_")
-        receiver.secrets["/hook"] = [created["secret"]]
+        await watch(client, user, watched_id)
+        await register_endpoint(client, user, receiver, "/hook", EVERY_EVENT)
 
         async with GraphQLWS.connect(base, session["accessToken"]) as socket:
             await socket.subscribe("alerts", SUBSCRIBE)
             await wait_for(subscribed(app.state.broker, user_id), timeout=10)
 
             # 1. recordSale: the outbox job, then one PROPERTY_SOLD everywhere.
-            sale = {
-                "propertyId": to_global_id("Property", watched_id),
-                "contractDate": (date.today() - timedelta(days=1)).isoformat(),
-                "price": 1_234_567,
-                "dealingNumber": "E2E000001",
-            }
-            recorded = (await gql(client, RECORD_SALE, headers=ADMIN, input=sale)).ok()
+            recorded = await sell(
+                client, watched_id, days_ago=1, price=1_234_567, dealing="E2E000001"
+            )
             (streamed,) = await messages(socket, 1, within=10)
             assert streamed["kind"] == "PROPERTY_SOLD"
-            assert streamed["sale"] == recorded["recordSale"]
+            assert streamed["sale"] == recorded
             await receiver.wait_for(1, "/hook", timeout=10)
 
             # 2. load-data of the next week: one SALE_MATCHED per new sale of the locality.
@@ -295,25 +322,10 @@ async def test_a_worker_killed_mid_delivery_delivers_again_under_the_same_id(
     async with uvicorn_serving(app) as base, httpx.AsyncClient(base_url=base) as client:
         db: Database = app.state.db
         user = bearer_token((await signed_in(client))["accessToken"])
-        created = (
-            await gql(
-                client,
-                CREATE_ENDPOINT,
-                headers=user,
-                url=receiver.url("/killed"),
-                events=["PROPERTY_SOLD"],
-            )
-        ).ok()["createWebhookEndpoint"]
-        receiver.secrets["/killed"] = [created["secret"]]
+        created = await register_endpoint(client, user, receiver, "/killed", ["PROPERTY_SOLD"])
         property_id = await a_property_outside(db, "")
-        (await gql(client, WATCH, headers=user, id=to_global_id("Property", property_id))).ok()
-        sale = {
-            "propertyId": to_global_id("Property", property_id),
-            "contractDate": (date.today() - timedelta(days=2)).isoformat(),
-            "price": 987_654,
-            "dealingNumber": "E2EKILL01",
-        }
-        (await gql(client, RECORD_SALE, headers=ADMIN, input=sale)).ok()
+        await watch(client, user, property_id)
+        await sell(client, property_id, days_ago=2, price=987_654, dealing="E2EKILL01")
 
         first = start_worker(week_database, lease_s=3, log=tmp_path / "workers.log")
         try:
@@ -366,28 +378,13 @@ async def test_redis_unreachable_webhooks_deliver_and_subscriptions_poll(
         session = await signed_in(client)
         user = bearer_token(session["accessToken"])
         user_id = await me_id(client, user)
-        created = (
-            await gql(
-                client,
-                CREATE_ENDPOINT,
-                headers=user,
-                url=receiver.url("/no-redis"),
-                events=["PROPERTY_SOLD"],
-            )
-        ).ok()["createWebhookEndpoint"]
-        receiver.secrets["/no-redis"] = [created["secret"]]
+        await register_endpoint(client, user, receiver, "/no-redis", ["PROPERTY_SOLD"])
         property_id = await a_property_outside(db, "")
-        (await gql(client, WATCH, headers=user, id=to_global_id("Property", property_id))).ok()
+        await watch(client, user, property_id)
         async with GraphQLWS.connect(base, session["accessToken"]) as socket:
             await socket.subscribe("alerts", SUBSCRIBE)
             await wait_for(subscribed(app.state.broker, user_id), timeout=10)
-            sale = {
-                "propertyId": to_global_id("Property", property_id),
-                "contractDate": (date.today() - timedelta(days=3)).isoformat(),
-                "price": 555_555,
-                "dealingNumber": "E2ENOREDIS",
-            }
-            (await gql(client, RECORD_SALE, headers=ADMIN, input=sale)).ok()
+            await sell(client, property_id, days_ago=3, price=555_555, dealing="E2ENOREDIS")
             (streamed,) = await messages(socket, 1, within=10)
             assert streamed["kind"] == "PROPERTY_SOLD"
             await receiver.wait_for(1, "/no-redis", timeout=15)
