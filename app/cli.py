@@ -220,7 +220,12 @@ async def load_sales(
         districts=read_districts(data_dir / "nsw_psi_district_codes.csv" if data_dir else None),
         localities=localities,
         on_reject=RejectPrinter(),
-        new_sales=NewSalesHook(alerts.anyone_listening, alerts.match_sales),
+        new_sales=NewSalesHook(
+            alerts.anyone_listening,
+            alerts.match_sales,
+            queue=alerts.queue_new_sales,
+            settle=alerts.settle_new_sales,
+        ),
     )
     total = sum(f.stat().st_size for f in files)
     try:

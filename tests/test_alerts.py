@@ -504,6 +504,73 @@ async def test_load_data_alerts_matching_searches(app: RunningApp, alerts_databa
     assert len(got) == count
     assert {a["kind"] for a in got} == {"SALE_MATCHED"}
     assert len({a["sale"]["id"] for a in got}) == count
+    assert await queued_batches(db) == 0  # matched by the load: its outbox job dropped
+
+
+async def queued_batches(db: Database) -> int:
+    jobs = tables.jobs
+    rows = await db.fetch_all(
+        sa.select(jobs.c.id).where(
+            jobs.c.kind == "sales.recorded",
+            jobs.c.status == "QUEUED",
+            jobs.c.dedupe_key.like("sales.recorded:%"),
+        )
+    )
+    return len(rows)
+
+
+async def test_a_load_that_dies_before_matching_leaves_its_outbox_job(
+    app: RunningApp, alerts_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's sales commit with a `sales.recorded` job for them: should the load die
+    before it matches them itself, a worker makes their alerts."""
+    from db.repositories import alerts as alerts_repo
+
+    client = app.client
+    db: Database = app.state.db
+    user = await new_user(client)
+    async with db.connect() as conn:
+        # The file's sales anew (an earlier test may have loaded it): forget them.
+        sales = tables.sales
+        of_file = sa.select(sales.c.id).where(sales.c.source_file.like(f"{RAW_WEEK.name}%"))
+        await conn.execute(sa.delete(tables.ingested_files))
+        await conn.execute(sa.delete(tables.alerts).where(tables.alerts.c.sale_id.in_(of_file)))
+        matches = tables.saved_search_matches
+        await conn.execute(sa.delete(matches).where(matches.c.sale_id.in_(of_file)))
+        await conn.execute(sa.delete(sales).where(sales.c.id.in_(of_file)))
+        before = (await conn.execute(sa.select(sa.func.max(sales.c.id)))).scalar_one()
+        await conn.commit()
+    from collections import Counter
+
+    from db.ingest.readers import SourceRow, read_sales
+
+    postcodes = Counter(r.raw.postcode for r in read_sales(RAW_WEEK) if isinstance(r, SourceRow))
+    postcode = postcodes.most_common(1)[0][0].strip()
+    search = search_input("busy", postcode=postcode)
+    (await gql(client, CREATE, headers=user.headers, input=search)).ok()
+
+    async def dies(*_: object) -> object:
+        raise RuntimeError("the load dies here")
+
+    monkeypatch.setattr(alerts_repo, "match_sales", dies)
+    with pytest.raises(RuntimeError, match="dies here"):
+        await load_sales(settings_for(alerts_database), [RAW_WEEK], show_progress=False)
+    monkeypatch.undo()
+    assert await queued_batches(db) >= 1
+    assert nodes(await alerts_of(client, user, first=100)) == []
+    await run_recorded(app)
+    assert await queued_batches(db) == 0
+    got = nodes(await alerts_of(client, user, first=100))
+    async with db.connect() as conn:
+        expected = (
+            await conn.execute(
+                sa.select(sa.func.count())
+                .select_from(tables.sales.join(tables.properties))
+                .where(tables.sales.c.id > before, tables.properties.c.postcode == postcode)
+            )
+        ).scalar_one()
+    assert expected > 0
+    assert len(got) == expected
 
 
 async def test_the_apps_worker_runs_the_outbox_end_to_end(alerts_database: str) -> None:

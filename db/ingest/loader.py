@@ -75,6 +75,11 @@ class NewSalesHook:
 
     listening: Callable[[AsyncConnection], Awaitable[bool]]
     match: Callable[[AsyncConnection, int, int], Awaitable[MatchedSales]]
+    queue: Callable[[AsyncConnection, int, int], Awaitable[None]]
+    """The outbox: in the batch's transaction, a job that matches (first_id, last_id) should
+    the load die before it does."""
+    settle: Callable[[AsyncConnection, int, int], Awaitable[None]]
+    """In the match's transaction: the queued job is no longer needed."""
 
 
 _LAST_SALE_ID = sa.select(sa.func.coalesce(sa.func.max(tables.sales.c.id), 0))
@@ -464,12 +469,13 @@ class _StagingBatch:
     async def _execute(self, statement: str) -> Any:
         return await self.conn.execute(sa.text(statement))
 
-    async def _match_new_sales(self, hook: NewSalesHook, watermark: int) -> None:
+    async def _match_new_sales(self, hook: NewSalesHook, first: int, last: int) -> None:
         """Alerts for the sales the batch added, in a transaction of their own right after
-        it (set-based, idempotent: a sale recorded meanwhile may be matched twice)."""
+        it (set-based, idempotent: a sale recorded meanwhile may be matched twice), which
+        also drops the batch's queued job (its outbox, for a load that dies before this)."""
         await self.conn.begin()
-        last = (await self.conn.execute(_LAST_SALE_ID)).scalar_one()
-        result = await hook.match(self.conn, watermark + 1, last)
+        result = await hook.match(self.conn, first, last)
+        await hook.settle(self.conn, first, last)
         await self.conn.commit()
         self.summary.alerts_created += len(result.alert_ids)
         self.summary.alert_user_ids.update(result.user_ids)
@@ -499,6 +505,11 @@ class _StagingBatch:
             else None
         )
         inserted = (await self._execute(merge_sql.INSERT_SALES)).rowcount
+        new_range = None
+        if hook is not None and watermark is not None and inserted:
+            last = (await self.conn.execute(_LAST_SALE_ID)).scalar_one()
+            new_range = (watermark + 1, last)
+            await hook.queue(self.conn, *new_range)
         await self._execute(merge_sql.REFRESH_LAST_SALE)
         await self._execute(merge_sql.SET_LOCALITY_DISTRICTS)
         for statement in merge_sql.CLEAR_STAGE:
@@ -508,8 +519,8 @@ class _StagingBatch:
             # The tables grow from nothing during a bulk load; keep the planner's sizes current.
             await self._execute("ANALYZE properties, sales")
             await self.conn.commit()
-        if hook is not None and watermark is not None and inserted:
-            await self._match_new_sales(hook, watermark)
+        if hook is not None and new_range is not None:
+            await self._match_new_sales(hook, *new_range)
         self.summary.sales_inserted += inserted
         self.summary.sales_restated += restated
         self.summary.duplicates_skipped += self.staged - inserted - restated

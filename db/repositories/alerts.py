@@ -547,6 +547,27 @@ async def anyone_listening(conn: AsyncConnection) -> bool:
     return bool((await conn.execute(_ANYONE_LISTENING)).scalar())
 
 
+def _batch_key(first_sale_id: int, last_sale_id: int) -> str:
+    return f"sales.recorded:{first_sale_id}:{last_sale_id}"
+
+
+async def queue_new_sales(conn: AsyncConnection, first_sale_id: int, last_sale_id: int) -> None:
+    """A load batch's outbox, in the batch's own transaction: a `sales.recorded` job for its
+    new sales, so that their alerts are made even if the load dies before matching them."""
+    await jobs.enqueue(
+        conn,
+        "sales.recorded",
+        {"first_sale_id": first_sale_id, "last_sale_id": last_sale_id},
+        dedupe_key=_batch_key(first_sale_id, last_sale_id),
+    )
+
+
+async def settle_new_sales(conn: AsyncConnection, first_sale_id: int, last_sale_id: int) -> None:
+    """The load matched the batch itself (in `conn`'s transaction): its queued job is not
+    needed (a worker that took it already only matches again, which adds nothing)."""
+    await jobs.cancel_queued(conn, _batch_key(first_sale_id, last_sale_id))
+
+
 async def match_sales(conn: AsyncConnection, first_sale_id: int, last_sale_id: int) -> MatchResult:
     """Alerts for the sales with ids in [first_sale_id, last_sale_id], in the caller's
     transaction: SALE_MATCHED for INSTANT searches, saved_search_matches rows for DAILY and

@@ -78,6 +78,17 @@ async def enqueue_many(
     return max(result.rowcount, 0)
 
 
+async def cancel_queued(conn: AsyncConnection, dedupe_key: str) -> bool:
+    """Drops the job of this key if no worker has claimed it yet (in the caller's
+    transaction): the work was done another way."""
+    result = await conn.execute(
+        sa.delete(tables.jobs).where(
+            tables.jobs.c.dedupe_key == dedupe_key, tables.jobs.c.status == "QUEUED"
+        )
+    )
+    return bool(result.rowcount)
+
+
 async def enqueue(
     conn: AsyncConnection,
     kind: str,
