@@ -12,7 +12,7 @@ from typing import Annotated
 import strawberry
 
 from app.context import Context, Info
-from app.errors import UnauthenticatedError
+from app.errors import ForbiddenError, UnauthenticatedError
 from app.webhooks.service import CreatedEndpoint
 from db.keyset import build_page
 from db.records import Page
@@ -41,8 +41,11 @@ def _caller(context: Context) -> int:
 
 
 async def webhook_endpoints(root: object, info: Info) -> list[EndpointRecord]:
-    """The caller's endpoints, oldest first (`me` is the caller, so the record is theirs)."""
+    """The caller's endpoints, oldest first: visible only to the account itself, under `me`
+    (not through a User another operation returns, e.g. setUserRole's)."""
     record: UserRecord = root.record  # type: ignore[attr-defined]
+    if record.id != info.context.principal.user_id:
+        raise ForbiddenError("Visible only to the signed-in account itself (under `me`).")
     return await info.context.webhooks.endpoints(record.id)
 
 

@@ -887,3 +887,36 @@ async def test_isolation_through_the_cache(
                 (edge,) = endpoint["deliveries"]["edges"]
                 seen.append(edge["node"]["webhookId"])
         assert seen[0] == seen[1] != seen[2] == seen[3]
+
+
+async def test_another_users_endpoints_are_not_reachable_through_set_user_role(
+    app: RunningApp, receiver: Receiver
+) -> None:
+    """setUserRole answers with the target account: its endpoints stay its own."""
+    from app.auth.principal import Role
+    from tests.support.credentials import bearer
+
+    owner, _ = await _endpoint(app, receiver, "/through-role")
+    email = (await gql(app.client, "{ me { email } }", headers=owner.headers)).ok()["me"]["email"]
+    admin_id = (await new_account(app.client)).user_id
+    answer = await gql(
+        app.client,
+        """mutation($e: String!) { setUserRole(email: $e, role: USER) {
+            email webhookEndpoints { url } } }""",
+        e=email,
+        headers=bearer(admin_id, Role.ADMIN),
+    )
+    assert answer.error_codes() == ["FORBIDDEN"]
+    assert "through-role" not in answer.response.text
+
+
+def test_retry_after_a_receiver_cannot_break() -> None:
+    """Absurd or non-ASCII digits in Retry-After are capped or ignored, never raised."""
+    from datetime import UTC, datetime
+
+    from app.webhooks.schedule import LONGEST_DELAY, parse_retry_after
+
+    now = datetime.now(UTC)
+    assert parse_retry_after("99999999999999", now) == LONGEST_DELAY
+    assert parse_retry_after("\u00b2", now) is None
+    assert parse_retry_after("120", now) is not None

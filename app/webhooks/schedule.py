@@ -33,8 +33,9 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
         return None
     value = value.strip()
     delay: timedelta
-    if value.isdigit():
-        delay = timedelta(seconds=int(value))
+    if value.isascii() and value.isdigit():  # ("²".isdigit() is true; int() refuses it)
+        # Capped before timedelta, which overflows on a receiver's absurd number.
+        delay = timedelta(seconds=min(int(value), LONGEST_DELAY.total_seconds()))
     else:
         try:
             when = parsedate_to_datetime(value)
