@@ -41,6 +41,10 @@ class DigestPeriod:
     end: datetime
 
 
+DIGEST_GRACE = timedelta(minutes=10)
+"""Longer than any match transaction (a load batch's takes seconds; a job's lease is 60 s)."""
+
+
 def previous_day(period: str) -> DigestPeriod:
     """The UTC day before `period` ('2026-12-01' -> 2026-11-30)."""
     day = date.fromisoformat(period) - timedelta(days=1)
@@ -115,6 +119,8 @@ def register(
     registry.register(SALES_RECORDED, tasks.run_sales_recorded, lease=lease)
     registry.register(DIGEST_DAILY, tasks.run_daily_digest, lease=lease)
     registry.register(DIGEST_WEEKLY, tasks.run_weekly_digest, lease=lease)
-    registry.every(DIGEST_DAILY, DIGEST_DAILY, periodic.daily)
-    registry.every(DIGEST_WEEKLY, DIGEST_WEEKLY, periodic.iso_week)
+    # A period's digest starts DIGEST_GRACE after it ends: a match that began just before
+    # midnight (its matched_at) commits within that, so the digest's read includes it.
+    registry.every(DIGEST_DAILY, DIGEST_DAILY, lambda now: periodic.daily(now - DIGEST_GRACE))
+    registry.every(DIGEST_WEEKLY, DIGEST_WEEKLY, lambda now: periodic.iso_week(now - DIGEST_GRACE))
     return tasks
