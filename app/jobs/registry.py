@@ -58,6 +58,8 @@ class Periodic:
 class JobRegistry:
     kinds: dict[str, Kind] = field(default_factory=dict)
     periodic: list[Periodic] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """Run by a worker once it has stopped (handlers' clients and pools)."""
 
     def register(
         self, name: str, handler: Handler, *, lease: timedelta = timedelta(seconds=60)
@@ -68,3 +70,6 @@ class JobRegistry:
 
     def every(self, name: str, kind: str, period_of: Callable[[datetime], str]) -> None:
         self.periodic.append(Periodic(name, kind, period_of))
+
+    def on_stop(self, close: Callable[[], Awaitable[None]]) -> None:
+        self.closers.append(close)

@@ -168,6 +168,11 @@ class Worker:
             )
         await self._quietly(lambda: repo.forget_worker(self.db, self.id))
         self._running.clear()
+        for close in self.registry.closers:
+            try:
+                await close()
+            except Exception:  # a handler's client failing to close stops nothing else
+                logger.warning("job worker %s: a closer failed", self.id, exc_info=True)
         logger.info("job worker %s stopped", self.id)
 
     async def drain(self, timeout: float = 30.0) -> int:  # noqa: ASYNC109 (the agreed API)

@@ -308,5 +308,6 @@ def register(registry: JobRegistry, *, db: Database, settings: Settings, **_: An
     # the timeout; kept short, a killed worker's delivery is taken again soon.
     registry.register(DELIVER, deliverer, lease=timedelta(seconds=settings.job_lease_s))
     registry.register(RETENTION, purge, lease=timedelta(minutes=10))
+    registry.on_stop(deliverer.clients.aclose)  # its keep-alive connections, closed cleanly
     registry.every(RETENTION, RETENTION, hourly)
     return deliverer
