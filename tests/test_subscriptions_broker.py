@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import pytest
@@ -148,4 +149,67 @@ async def test_alerts_after_many_pages_each_key_on_both_dialects(backend_url: st
         assert all(a.created_at.tzinfo is not None for page in pages for a in page)
         assert await alerts_after_many(db, []) == []
     finally:
+        await db.dispose()
+
+
+async def test_the_poll_wakes_a_user_whose_alert_committed_after_a_higher_id(
+    postgres_url: str,
+) -> None:
+    """Without Redis the poll finds new alerts: one whose (lower) id commits after a higher
+    one's was seen still wakes its user (the poll reads from the id seen a grace ago)."""
+    settings = Settings(
+        DATABASE_URL=postgres_url, REDIS_URL=None, PROPINTEL_SUBSCRIPTION_POLL_S=0.1
+    )
+    db = Database(create_engine(settings.database_url))
+    broker = AlertBroker(settings, db)
+    woken: list[int] = []
+    original = broker.wake
+
+    def record(users: Iterable[int]) -> None:
+        listed = list(users)
+        woken.extend(listed)
+        original(listed)
+
+    broker.wake = record  # type: ignore[method-assign,assignment]
+    run = uuid.uuid4().hex[:8]
+    try:
+        async with db.begin() as conn:
+            late, early = [
+                int(row[0])
+                for row in await conn.execute(
+                    sa.insert(tables.users).returning(tables.users.c.id),
+                    [
+                        {"email": f"poll-{run}-{i}@example.com", "password_hash": "x"}
+                        for i in (1, 2)
+                    ],
+                )
+            ]
+        await broker.start()
+        await asyncio.sleep(0.3)  # the poll has its starting watermark
+
+        def alert(user_id: int, key: str) -> dict[str, object]:
+            return {
+                "user_id": user_id,
+                "kind": "SALE_MATCHED",
+                "created_at": datetime.now(UTC),
+                "dedupe_key": f"P:{run}:{key}",
+            }
+
+        async with db.begin() as slow:  # takes the lower id, commits last
+            await slow.execute(sa.insert(tables.alerts), [alert(late, "late")])
+            async with db.begin() as fast:
+                await fast.execute(sa.insert(tables.alerts), [alert(early, "early")])
+            for _ in range(50):
+                if early in woken:
+                    break
+                await asyncio.sleep(0.05)
+            assert early in woken
+            assert late not in woken
+        for _ in range(50):
+            if late in woken:
+                break
+            await asyncio.sleep(0.05)
+        assert late in woken
+    finally:
+        await broker.close()
         await db.dispose()

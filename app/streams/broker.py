@@ -19,6 +19,7 @@ alerts), so a lost message delays an alert, it never loses one.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
@@ -31,6 +32,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from app.settings import Settings
+from app.streams.cursor import GRACE_S
 from app.streams.reader import AlertReader
 from db.engine import Database
 from db.repositories.alert_stream import alert_watermark, users_with_alerts_after
@@ -269,15 +271,23 @@ class AlertBroker:
 
     async def _poll(self) -> None:
         assert self.db is not None
-        watermark: int | None = None
+        # (when, newest id seen): the poll reads from the newest id seen GRACE_S ago, not the
+        # newest seen, since an alert with a lower id can commit after a higher one (two
+        # matches at once); a user woken twice costs a read, their cursor drops duplicates.
+        seen: collections.deque[tuple[float, int]] = collections.deque()
         while True:
             try:
-                if watermark is None:
+                now = time.monotonic()
+                if not seen:
                     # Subscriptions read from their own latest id: only what comes after
                     # this process started polling is the poller's to find.
-                    watermark = await alert_watermark(self.db)
+                    seen.append((now, await alert_watermark(self.db)))
                 else:
-                    users, watermark = await users_with_alerts_after(self.db, watermark)
+                    while len(seen) > 1 and seen[1][0] <= now - GRACE_S:
+                        seen.popleft()
+                    users, newest = await users_with_alerts_after(self.db, seen[0][1])
+                    if newest > seen[-1][1]:
+                        seen.append((now, newest))
                     self.wake(users)
             except asyncio.CancelledError:
                 raise
