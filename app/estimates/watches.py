@@ -40,6 +40,7 @@ from typing import Any, Protocol
 import orjson
 
 from app.estimates.service import ModelRegistry, subject_of
+from app.jobs import periodic
 from app.jobs.registry import Job, JobRegistry
 from app.settings import Settings
 from app.streams.broker import AlertBroker
@@ -68,9 +69,8 @@ class AlertPublisher(Protocol):
     async def publish(self, user_ids: Iterable[int]) -> None: ...
 
 
-def minute_of(now: datetime) -> str:
-    """The period of a per-minute task: '2026-12-01T11:47' (UTC)."""
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+minute_of = periodic.every_minutes(1)
+"""The period of a per-minute task: '2026-12-01T11:47' (UTC)."""
 
 
 @dataclass(frozen=True, slots=True)

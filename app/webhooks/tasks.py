@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from app.jobs import periodic
 from app.jobs.registry import Job, JobRegistry, RunAgain
 from app.settings import Settings
 from app.webhooks import signing
@@ -293,10 +294,6 @@ async def retention(db: Database, settings: Settings, now: datetime) -> dict[str
     return {"succeeded": succeeded, "failed": failed}
 
 
-def hourly(now: datetime) -> str:
-    return now.strftime("%Y-%m-%dT%H")
-
-
 def register(registry: JobRegistry, *, db: Database, settings: Settings, **_: Any) -> Deliverer:
     """Adds `webhook.deliver` and the hourly `webhooks.retention` to the registry."""
     deliverer = Deliverer(db, settings)
@@ -309,5 +306,5 @@ def register(registry: JobRegistry, *, db: Database, settings: Settings, **_: An
     registry.register(DELIVER, deliverer, lease=timedelta(seconds=settings.job_lease_s))
     registry.register(RETENTION, purge, lease=timedelta(minutes=10))
     registry.on_stop(deliverer.clients.aclose)  # its keep-alive connections, closed cleanly
-    registry.every(RETENTION, RETENTION, hourly)
+    registry.every(RETENTION, RETENTION, periodic.hourly)
     return deliverer
