@@ -39,6 +39,7 @@ from tests.support.alerts import (
     alerts_of,
     new_user,
     nodes,
+    outbox_through_the_worker,
     record_sale,
     rerun,
     run_recorded,
@@ -576,17 +577,7 @@ async def test_a_load_that_dies_before_matching_leaves_its_outbox_job(
 async def test_the_apps_worker_runs_the_outbox_end_to_end(alerts_database: str) -> None:
     """No handler called by hand: recordSale's job is claimed and run by the in-process
     worker (app/background.py registers app/alerts/tasks.py)."""
-    async with running_app(settings_for(alerts_database, PROPINTEL_WORKER=True)) as running:
-        worker = running.state.worker
-        assert worker is not None
-        client = running.client
-        user = await new_user(client)
-        place = (await tempe_properties(client))[4]
-        (await gql(client, WATCH, headers=user.headers, id=place["id"])).ok()
-        sale = await record_sale(client, place["id"], 1_111_111)
-        await worker.drain(timeout=20)
-        got = nodes(await alerts_of(client, user))
-        assert [(a["kind"], a["sale"]["id"]) for a in got] == [("PROPERTY_SOLD", sale["id"])]
+    await outbox_through_the_worker(alerts_database, 4, 1_111_111)
 
 
 async def test_an_estimate_change_reads_its_data(app: RunningApp) -> None:

@@ -27,6 +27,7 @@ from tests.support.alerts import (
     alerts_of,
     new_user,
     nodes,
+    outbox_through_the_worker,
     record_sale,
     rerun,
     run_recorded,
@@ -163,14 +164,4 @@ async def test_is_watched_per_caller_with_the_l1_cache_on_sqlite(sqlite_alerts_u
 
 async def test_the_embedded_worker_runs_the_outbox_on_sqlite(sqlite_alerts_url: str) -> None:
     """The embedded default: the in-process worker claims recordSale's job and matches it."""
-    async with running_app(settings_for(sqlite_alerts_url, PROPINTEL_WORKER=True)) as running:
-        worker = running.state.worker
-        assert worker is not None
-        client = running.client
-        user = await new_user(client)
-        place = (await tempe_properties(client))[2]
-        (await gql(client, WATCH, headers=user.headers, id=place["id"])).ok()
-        sale = await record_sale(client, place["id"], 2_222_222)
-        await worker.drain(timeout=20)
-        got = nodes(await alerts_of(client, user))
-        assert [(a["kind"], a["sale"]["id"]) for a in got] == [("PROPERTY_SOLD", sale["id"])]
+    await outbox_through_the_worker(sqlite_alerts_url, 2, 2_222_222)

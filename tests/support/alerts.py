@@ -117,3 +117,22 @@ async def alerts_of(client: httpx.AsyncClient, user: User, **variables: Any) -> 
 
 def nodes(response: GraphQLResponse) -> list[dict[str, Any]]:
     return [edge["node"] for edge in response.ok()["me"]["alerts"]["edges"]]
+
+
+async def outbox_through_the_worker(url: str, property_index: int, price: int) -> None:
+    """An app with its in-process worker: a user watches a property, an admin records a sale
+    of it, the worker runs the outbox job; the user has exactly that PROPERTY_SOLD alert."""
+    from tests.support.apps import running_app
+    from tests.support.settings import settings_for
+
+    async with running_app(settings_for(url, PROPINTEL_WORKER=True)) as running:
+        worker = running.state.worker
+        assert worker is not None
+        client = running.client
+        user = await new_user(client)
+        place = (await tempe_properties(client))[property_index]
+        (await gql(client, WATCH, headers=user.headers, id=place["id"])).ok()
+        sale = await record_sale(client, place["id"], price)
+        await worker.drain(timeout=20)
+        got = nodes(await alerts_of(client, user))
+        assert [(a["kind"], a["sale"]["id"]) for a in got] == [("PROPERTY_SOLD", sale["id"])]
