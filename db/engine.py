@@ -20,20 +20,25 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from app.telemetry.request import count_statement as count_for_request
+
 
 @dataclass
 class StatementLog:
     count: int = 0
     statements: list[str] = field(default_factory=list)
+    parameters: list[Any] | None = None
+    """Each statement's bound values, in order, when asked for (`count_statements(
+    with_parameters=True)`: the database advisor explains the statements it saw)."""
 
 
 _statement_log: ContextVar[StatementLog | None] = ContextVar("statement_log", default=None)
 
 
 @contextmanager
-def count_statements() -> Iterator[StatementLog]:
+def count_statements(*, with_parameters: bool = False) -> Iterator[StatementLog]:
     """Count the statements run in this context (and the tasks it spawns)."""
-    log = StatementLog()
+    log = StatementLog(parameters=[] if with_parameters else None)
     token = _statement_log.set(log)
     try:
         yield log
@@ -41,8 +46,8 @@ def count_statements() -> Iterator[StatementLog]:
         _statement_log.reset(token)
 
 
-def _on_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-    _count_statement(statement)
+def _on_execute(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+    _count_statement(statement, parameters)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -97,11 +102,14 @@ class _Compiled:
     defaults: dict[str, Any]
 
 
-def _count_statement(statement: str) -> None:
+def _count_statement(statement: str, parameters: Any = ()) -> None:
+    count_for_request()
     log = _statement_log.get()
     if log is not None:
         log.count += 1
         log.statements.append(statement)
+        if log.parameters is not None:
+            log.parameters.append(parameters)
 
 
 async def _keep_session(_connection: Any) -> None:
@@ -199,8 +207,8 @@ class Database:
         if self.is_postgresql:
             compiled = self._compile(statement, cache=prepared)
             values = {**compiled.defaults, **(params or {})}
-            _count_statement(compiled.sql)
             arguments = [values[name] for name in compiled.names]
+            _count_statement(compiled.sql, arguments)
 
             async def fetch(budget: float | None) -> Sequence[Any]:
                 pool = await self._asyncpg_pool()

@@ -6,6 +6,7 @@ the shared NSW data directory when it sits beside the checkout.
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -204,12 +205,62 @@ class Settings(BaseSettings):
     )
     """How often a subscription checks for alerts itself while the broker (Redis pub/sub) is
     unreachable."""
+    # Observability (issue 15).
+    metrics_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1/32", "::1/128"], alias="PROPINTEL_METRICS_ALLOW"
+    )
+    """Networks (comma-separated CIDRs) that may read /metrics in prod without the token."""
+    metrics_token: SecretStr | None = Field(default=None, alias="PROPINTEL_METRICS_TOKEN")
+    """`Authorization: Bearer <token>` also opens /metrics in prod (a scraper elsewhere)."""
+    metrics_operations: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="PROPINTEL_METRICS_OPERATIONS"
+    )
+    """Operation names (comma-separated) that metrics name, beside the built-in ones of
+    app/telemetry/operations.py; any other operation is counted as `other`."""
+    log_format: str | None = Field(
+        default=None, pattern="^(json|console)$", alias="PROPINTEL_LOG_FORMAT"
+    )
+    """json (default in prod) or console (default elsewhere)."""
+    otel_endpoint: str | None = Field(default=None, alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+    """Traces are exported over OTLP/HTTP to this endpoint; unset: tracing is off (and free)."""
+    otel_service_name: str = Field(default="propintel", alias="OTEL_SERVICE_NAME")
+    otel_include_document: bool = Field(default=False, alias="PROPINTEL_OTEL_INCLUDE_DOCUMENT")
+    """Put the GraphQL document in spans (`graphql.document`): off by default, since documents
+    can carry literals a caller typed."""
 
     @field_validator("webhook_allowed_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:
         if isinstance(value, str):
             return [host.strip().lower() for host in value.split(",") if host.strip()]
+        return value
+
+    @field_validator("metrics_allow", "metrics_operations", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _networks_parse(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"PROPINTEL_METRICS_ALLOW: {network!r} is not a network (e.g. 10.0.0.0/8)"
+                ) from None
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token_is_long(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("PROPINTEL_METRICS_TOKEN must be at least 16 characters")
         return value
 
     @field_validator("database_url")
@@ -283,6 +334,12 @@ class Settings(BaseSettings):
             estimate=self.cache_ttl_estimate_s,
             operation=self.cache_ttl_operation_s,
         )
+
+    @property
+    def logs_as_json(self) -> bool:
+        if self.log_format is not None:
+            return self.log_format == "json"
+        return self.profile is Profile.PROD
 
     @property
     def is_sqlite(self) -> bool:

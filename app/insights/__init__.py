@@ -1,0 +1,1 @@
+"""The database advisor (issue 15): slow statements, index advice, maintenance; PostgreSQL only."""

@@ -1,0 +1,48 @@
+"""What one request did, for its access-log line, its metrics and its span.
+
+The HTTP edge (app/http/observe.py) opens a record per request; the gate, the view and the
+executor fill in what they learn (role, operation, cache result, errors); the database
+handle counts statements into it. A context variable carries it, so nothing in between
+passes it along. Outside a request (jobs, the CLI) there is no record and writes are no-ops.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+UNKNOWN = "unknown"
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    request_id: str
+    method: str
+    path: str
+    role: str | None = None
+    operation_type: str | None = None
+    """query, mutation or subscription (None: not a GraphQL request, or not parsed)."""
+    operation_name: str | None = None
+    """As the client named it (logs); metrics name it only when it is allow-listed."""
+    outcome: str | None = None
+    """ok, error or rejected (refused before execution); None: not a GraphQL request."""
+    cache: str | None = None
+    """hit, miss or stale: the whole-operation cache's answer, when it was asked."""
+    executor: str | None = None
+    """compiled, fallback or standard."""
+    error_codes: list[str] = field(default_factory=list)
+    cost: int | None = None
+    sql_statements: int = 0
+
+
+current_request: ContextVar[RequestRecord | None] = ContextVar("current_request", default=None)
+
+
+def record() -> RequestRecord | None:
+    return current_request.get()
+
+
+def count_statement() -> None:
+    request = current_request.get()
+    if request is not None:
+        request.sql_statements += 1
