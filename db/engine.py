@@ -8,12 +8,14 @@ the counter of the request it runs for, found through a context variable.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -21,6 +23,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from app.telemetry.request import count_statement as count_for_request
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics import Counter, Gauge, Histogram
 
 
 @dataclass
@@ -46,8 +51,52 @@ def count_statements(*, with_parameters: bool = False) -> Iterator[StatementLog]
         _statement_log.reset(token)
 
 
+@dataclass(frozen=True, slots=True)
+class _PoolInstruments:
+    in_use: Gauge
+    size: Gauge
+    acquire: Histogram
+    statements: Counter
+
+
+@dataclass(frozen=True, slots=True)
+class _Instruments:
+    """The pools' metric children, resolved once per process (not per statement)."""
+
+    reads: _PoolInstruments
+    """The asyncpg pool behind PostgreSQL reads."""
+    writes: _PoolInstruments
+    """SQLAlchemy's pool: writes, the ingest, and every statement on SQLite."""
+
+
+@cache
+def _instruments() -> _Instruments:
+    # Imported here, not at the top: app.cli imports this module before `propintel serve`
+    # sets the metrics directory (app/telemetry/multiprocess.py).
+    from app.telemetry import metrics
+
+    def pool(name: str) -> _PoolInstruments:
+        return _PoolInstruments(
+            in_use=metrics.db_pool_in_use.labels(name),
+            size=metrics.db_pool_size.labels(name),
+            acquire=metrics.db_pool_acquire.labels(name),
+            statements=metrics.db_statements.labels(name),
+        )
+
+    return _Instruments(reads=pool("reads"), writes=pool("writes"))
+
+
 def _on_execute(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
     _count_statement(statement, parameters)
+    _instruments().writes.statements.inc()
+
+
+def _on_checkout(*_args: Any) -> None:
+    _instruments().writes.in_use.inc()
+
+
+def _on_checkin(*_args: Any) -> None:
+    _instruments().writes.in_use.dec()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -92,7 +141,21 @@ def create_engine(
             },
         )
     event.listen(engine.sync_engine, "before_cursor_execute", _on_execute)
+    # Connections checked out of SQLAlchemy's pool (propintel_db_pool_in_use{pool="writes"}).
+    event.listen(engine.sync_engine, "checkout", _on_checkout)
+    event.listen(engine.sync_engine, "checkin", _on_checkin)
     return engine
+
+
+def _most_connections(engine: AsyncEngine) -> int:
+    """What SQLAlchemy's pool may open: its size and overflow (0 for pools without a
+    bound, e.g. SQLite's)."""
+    pool = engine.pool
+    size = getattr(pool, "size", None)
+    overflow = getattr(pool, "_max_overflow", 0)
+    if not callable(size) or not isinstance(overflow, int) or overflow < 0:
+        return 0
+    return int(size()) + overflow
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +218,12 @@ class Database:
         self._pool: Any = None
         self._pool_lock = asyncio.Lock()
         self._compiled: dict[int, tuple[sa.Executable, _Compiled]] = {}
+        self._metrics = _instruments()
+        # Pool sizes are added while this handle lives and taken back at `dispose`, so a
+        # process's gauges add up its handles (a short-lived one in `serve`'s parent too).
+        self._writes_size = _most_connections(engine)
+        self._metrics.writes.size.inc(self._writes_size)
+        self._disposed = False
 
     @property
     def is_postgresql(self) -> bool:
@@ -178,6 +247,7 @@ class Database:
                             "statement_timeout": str(self._statement_timeout_ms),
                         },
                     )
+                    self._metrics.reads.size.inc(self._pool_size)
         return self._pool
 
     def _compile(self, statement: sa.Executable, *, cache: bool) -> _Compiled:
@@ -209,10 +279,20 @@ class Database:
             values = {**compiled.defaults, **(params or {})}
             arguments = [values[name] for name in compiled.names]
             _count_statement(compiled.sql, arguments)
+            reads = self._metrics.reads
+            reads.statements.inc()
 
             async def fetch(budget: float | None) -> Sequence[Any]:
                 pool = await self._asyncpg_pool()
-                return await pool.fetch(compiled.sql, *arguments, timeout=budget)  # type: ignore[no-any-return]
+                # What pool.fetch does, with the wait for a connection timed.
+                started = time.perf_counter()
+                async with pool.acquire() as connection:
+                    reads.acquire.observe(time.perf_counter() - started)
+                    reads.in_use.inc()
+                    try:
+                        return await connection.fetch(compiled.sql, *arguments, timeout=budget)  # type: ignore[no-any-return]
+                    finally:
+                        reads.in_use.dec()
 
             if self.guard is None:
                 return await fetch(None)
@@ -241,6 +321,10 @@ class Database:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+            self._metrics.reads.size.dec(self._pool_size)
+        if not self._disposed:
+            self._disposed = True
+            self._metrics.writes.size.dec(self._writes_size)
         await self.engine.dispose()
 
 

@@ -21,7 +21,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics import Gauge
 
 
 class State(StrEnum):
@@ -140,6 +143,8 @@ class CircuitBreaker:
         self.rejected = 0
         self._trial_permits = 0
         self._trial_outcomes: list[tuple[bool, bool]] = []
+        self._state_gauges = _state_gauges(name)
+        self._show(State.CLOSED)
 
     def acquire(self) -> None:
         """Permission for one call; raises CircuitOpen when refused. Every permitted call
@@ -190,12 +195,18 @@ class CircuitBreaker:
 
     def _to(self, state: State) -> None:
         self.state = state
+        self._show(state)
         self._trial_permits = 0
         self._trial_outcomes = []
         if state is State.OPEN:
             self.opened_at = self.clock()
         if state is State.CLOSED:
             self.window.reset()
+
+    def _show(self, current: State) -> None:
+        """propintel_breaker_state: 1 for the current state, 0 for the others."""
+        for state, gauge in self._state_gauges.items():
+            gauge.set(1 if state is current else 0)
 
     def snapshot(self) -> dict[str, object]:
         calls, failure_rate, slow_rate = self.window.rates()
@@ -207,3 +218,11 @@ class CircuitBreaker:
             "slow_call_rate": round(slow_rate, 1),
             "rejected": self.rejected,
         }
+
+
+def _state_gauges(name: str) -> dict[State, Gauge]:
+    # Imported here, not at the top: app.cli imports this module (through the settings)
+    # before `propintel serve` sets the metrics directory (app/telemetry/multiprocess.py).
+    from app.telemetry import metrics
+
+    return {state: metrics.breaker_state.labels(name, state.value) for state in State}

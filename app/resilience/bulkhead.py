@@ -8,6 +8,10 @@ import asyncio
 from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics import Counter, Gauge
 
 
 class BulkheadFull(Exception):
@@ -42,25 +46,31 @@ class Bulkhead:
         self.waiting = 0
         self.rejected = 0
         self._slots = asyncio.Semaphore(config.max_concurrent)
+        self._active_gauge, self._rejected_counter = _instruments(name)
 
     async def __aenter__(self) -> None:
         if not self._slots.locked():  # the usual case: a free slot, no suspension
             await self._slots.acquire()
             self.active += 1
+            self._active_gauge.inc()
             return
         if self.waiting >= self.config.max_waiting or self.config.max_wait_s == 0:
-            self.rejected += 1
-            raise BulkheadFull(self.name)
+            self._reject()
         self.waiting += 1
         try:
             async with asyncio.timeout(self.config.max_wait_s):
                 await self._slots.acquire()
         except TimeoutError:
-            self.rejected += 1
-            raise BulkheadFull(self.name) from None
+            self._reject()
         finally:
             self.waiting -= 1
         self.active += 1
+        self._active_gauge.inc()
+
+    def _reject(self) -> NoReturn:
+        self.rejected += 1
+        self._rejected_counter.inc()
+        raise BulkheadFull(self.name) from None
 
     async def __aexit__(
         self,
@@ -69,6 +79,7 @@ class Bulkhead:
         _traceback: TracebackType | None,
     ) -> None:
         self.active -= 1
+        self._active_gauge.dec()
         self._slots.release()
 
     def snapshot(self) -> dict[str, object]:
@@ -79,3 +90,11 @@ class Bulkhead:
             "max_concurrent": self.config.max_concurrent,
             "rejected": self.rejected,
         }
+
+
+def _instruments(name: str) -> tuple[Gauge, Counter]:
+    # Imported here, not at the top: app.cli imports this module (through the settings)
+    # before `propintel serve` sets the metrics directory (app/telemetry/multiprocess.py).
+    from app.telemetry import metrics
+
+    return metrics.bulkhead_active.labels(name), metrics.bulkhead_rejected.labels(name)

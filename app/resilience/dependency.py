@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import asyncpg
 import stamina
@@ -22,7 +22,13 @@ from app.resilience.bulkhead import Bulkhead, BulkheadConfig, BulkheadFull, Pres
 from app.resilience.deadline import remaining
 from app.resilience.retry import Retry, is_transient
 
+if TYPE_CHECKING:
+    from prometheus_client.metrics import Counter, Histogram
+
 T = TypeVar("T")
+OUTCOMES = ("success", "failure", "timeout", "rejected")
+"""propintel_dependency_calls_total's outcomes (a caller's error, e.g. a unique violation, is
+a success: the dependency answered)."""
 
 
 class ServiceUnavailable(DomainError):
@@ -70,6 +76,7 @@ class Dependency:
         self.bulkhead = Bulkhead(name, config.bulkhead)
         self.retries = 0
         self.timeouts = 0
+        self._metrics = _Instruments(name)
 
     async def call(
         self,
@@ -81,26 +88,43 @@ class Dependency:
         """Runs `operation(budget_s)`. With `self_timed` the operation enforces the budget
         itself (asyncpg's own timeout is far cheaper than an asyncio.timeout scope) and must
         raise TimeoutError past it; otherwise an asyncio.timeout scope enforces it."""
+        calls = self._metrics
         try:
             async with self.bulkhead:
-                try:
-                    return await self._attempt(operation, is_failure, self_timed)
-                except Exception as error:
-                    if not is_transient(error) or self.config.retry is Retry.NONE:
-                        raise
-                return await self._retry(operation, is_failure, self_timed)
+                result = await self._attempts(operation, is_failure, self_timed)
         except BulkheadFull:
+            calls.rejected.inc()
             raise ServiceUnavailable(self.name, "too many calls waiting", 1.0) from None
         except CircuitOpen as error:
+            calls.rejected.inc()
             raise ServiceUnavailable(self.name, "circuit open", error.retry_after_s) from None
         except TimeoutError:
+            calls.timeout.inc()
             raise ServiceUnavailable(self.name, "timed out", 1.0) from None
         except ServiceUnavailable:
+            calls.failure.inc()  # a nested guard's refusal
             raise
         except Exception as error:
             if is_failure(error):
+                calls.failure.inc()
                 raise ServiceUnavailable(self.name, type(error).__name__, 1.0) from error
+            calls.success.inc()
             raise
+        calls.success.inc()
+        return result
+
+    async def _attempts(
+        self,
+        operation: Callable[[float], Awaitable[T]],
+        is_failure: Callable[[BaseException], bool],
+        self_timed: bool,
+    ) -> T:
+        try:
+            return await self._attempt(operation, is_failure, self_timed)
+        except Exception as error:
+            if not is_transient(error) or self.config.retry is Retry.NONE:
+                raise
+        return await self._retry(operation, is_failure, self_timed)
 
     async def _retry(
         self,
@@ -121,6 +145,7 @@ class Dependency:
         ):
             with attempt:
                 self.retries += 1
+                self._metrics.retries.inc()
                 return await self._attempt(operation, is_failure, self_timed)
         raise AssertionError("stamina either returns or raises")  # pragma: no cover
 
@@ -136,6 +161,7 @@ class Dependency:
         if budget <= 0:
             self.breaker.record_ignored()
             raise TimeoutError
+        timer = time.perf_counter()
         try:
             if self_timed:
                 result = await operation(budget)
@@ -143,15 +169,18 @@ class Dependency:
                 async with asyncio.timeout(budget):
                     result = await operation(budget)
         except TimeoutError:
+            self._metrics.duration.observe(time.perf_counter() - timer)
             self.timeouts += 1
             self.breaker.record_failure(self.clock() - started)
             raise
         except BaseException as error:
+            self._metrics.duration.observe(time.perf_counter() - timer)
             if isinstance(error, Exception) and is_failure(error):
                 self.breaker.record_failure(self.clock() - started)
             else:
                 self.breaker.record_ignored()
             raise
+        self._metrics.duration.observe(time.perf_counter() - timer)
         self.breaker.record_success(self.clock() - started)
         return result
 
@@ -163,3 +192,20 @@ class Dependency:
             "retries": self.retries,
             "timeouts": self.timeouts,
         }
+
+
+class _Instruments:
+    """This dependency's metric children, resolved once (`.labels` per call costs a lock
+    and a dictionary lookup); made at construction, so every outcome shows from the start."""
+
+    def __init__(self, name: str) -> None:
+        # Imported here, not at the top: app.cli imports this module (through the settings)
+        # before `propintel serve` sets the metrics directory (app/telemetry/multiprocess.py).
+        from app.telemetry import metrics
+
+        self.success: Counter = metrics.dependency_calls.labels(name, "success")
+        self.failure: Counter = metrics.dependency_calls.labels(name, "failure")
+        self.timeout: Counter = metrics.dependency_calls.labels(name, "timeout")
+        self.rejected: Counter = metrics.dependency_calls.labels(name, "rejected")
+        self.duration: Histogram = metrics.dependency_call_duration.labels(name)
+        self.retries: Counter = metrics.retries.labels(name)
