@@ -16,6 +16,8 @@ from typing import Any
 from aiocache.backends.memory import SimpleMemoryBackend
 from aiocache.serializers import NullSerializer
 
+from app.telemetry import metrics
+
 
 class BoundedMemoryCache(SimpleMemoryBackend):  # type: ignore[misc]  # aiocache is untyped
     NAME = "bounded-memory"
@@ -34,6 +36,12 @@ class BoundedMemoryCache(SimpleMemoryBackend):  # type: ignore[misc]  # aiocache
         self.on_drop = on_drop
         """Called with each key that leaves the cache (evicted, expired, deleted)."""
         self._entries: OrderedDict[str, tuple[Any, float]] = OrderedDict()
+        # Metric children resolved once (propintel_cache_entries, _cache_evictions_total).
+        self._entries_gauge = metrics.cache_entries.labels("l1")
+        self._evicted = metrics.cache_evictions.labels("capacity")
+        self._invalidated = metrics.cache_evictions.labels("invalidation")
+        self._flushed = metrics.cache_evictions.labels("flush")
+        self._entries_gauge.set(0)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -46,6 +54,7 @@ class BoundedMemoryCache(SimpleMemoryBackend):  # type: ignore[misc]  # aiocache
         if expires_at <= now:
             del self._entries[key]
             self.on_drop(key)
+            self._entries_gauge.set(len(self._entries))
             return None
         self._entries.move_to_end(key)
         return value
@@ -66,7 +75,9 @@ class BoundedMemoryCache(SimpleMemoryBackend):  # type: ignore[misc]  # aiocache
         while len(self._entries) > self.max_entries:
             evicted, _ = self._entries.popitem(last=False)
             self.evictions += 1
+            self._evicted.inc()
             self.on_drop(evicted)
+        self._entries_gauge.set(len(self._entries))
 
     async def _set(
         self,
@@ -116,12 +127,18 @@ class BoundedMemoryCache(SimpleMemoryBackend):  # type: ignore[misc]  # aiocache
             if self._entries.pop(key, None) is not None:
                 dropped += 1
                 self.on_drop(key)
+        if dropped:
+            self._invalidated.inc(dropped)
+            self._entries_gauge.set(len(self._entries))
         return dropped
 
     def clear_now(self) -> None:
         for key in list(self._entries):
             self.on_drop(key)
+        if self._entries:
+            self._flushed.inc(len(self._entries))
         self._entries.clear()
+        self._entries_gauge.set(0)
 
     def entry_counts(self, prefix: str) -> dict[str, int]:
         """Live entries per the key segment after `prefix` (the resource type)."""

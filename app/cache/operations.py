@@ -37,12 +37,16 @@ class OperationCache:
 
     async def get(self, key: str) -> dict[str, Any] | None:
         value = await self.tiered.get(Resource.OPERATION, key)
+        self.tiered.statistics.count_operation("miss" if value is MISSING else "hit")
         return None if value is MISSING else value
 
     async def get_stale(self, key: str) -> tuple[dict[str, Any], float] | None:
         """A cached response past its TTL (stale-if-error), with its age past the TTL."""
         value, age = await self.tiered.get_stale(Resource.OPERATION, key)
-        return None if value is MISSING else (value, age)
+        if value is MISSING:
+            return None
+        self.tiered.statistics.count_operation("stale")  # served in place of an error
+        return value, age
 
     def ticket(self) -> LoadTicket:
         """Taken before running the operation: `store` refuses its response if an

@@ -163,6 +163,7 @@ class TieredCache:
         values: list[Any] = [None] * len(keys)
         stale: dict[int, Entry] = {}
         missing = self._from_l1(resource, full_keys, values, stale)
+        stale_in_l1 = set(stale) if stale else set()  # the others are found in L2
         if missing and self.l2 is not None:
             missing = await self._from_l2(resource, full_keys, values, missing, stale)
             # While we waited for Redis another request may have loaded these keys.
@@ -180,7 +181,8 @@ class TieredCache:
                 if scope is not None:
                     age = max(now - stale[position].expires_at for position in missing)
                     scope.stale_s = max(scope.stale_s, age, 0.0)
-                self.statistics.count("stale", resource, hits=len(missing), misses=0)
+                from_l1 = sum(1 for position in missing if position in stale_in_l1)
+                self.statistics.count_stale(resource, l1=from_l1, l2=len(missing) - from_l1)
         if scope is not None:
             scope.record(ttl, (tag for i, v in enumerate(values) for tag in tags(i, v)))
         return values
