@@ -17,6 +17,7 @@ from datetime import date
 
 from app.ml import Estimate, PriceModel, Subject
 from app.resilience.bulkhead import Bulkhead, Preset
+from app.telemetry import metrics
 from db.engine import Database
 from db.records import PropertyRecord
 from db.repositories import price_models as repo
@@ -68,6 +69,10 @@ class ModelRegistry:
         """Model calls made by this process (tests check a page costs one)."""
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        # propintel_model_predictions_total, per estimate asked for (a page's batch is one
+        # model call and as many estimates).
+        self._predicted = metrics.model_predictions.labels("ok")
+        self._unavailable = metrics.model_predictions.labels("unavailable")
 
     async def start(self) -> None:
         try:
@@ -100,11 +105,17 @@ class ModelRegistry:
     async def predict(self, subjects: Sequence[Subject], as_of: date) -> list[Estimate]:
         """One model call for the whole batch, off the event loop, behind ML_OPERATIONS."""
         active = self.active
-        if active is None:
-            raise LookupError("no active model")
-        async with self.bulkhead:
-            self.predict_calls += 1
-            return await asyncio.to_thread(active.model.predict, subjects, as_of)
+        try:
+            if active is None:
+                raise LookupError("no active model")
+            async with self.bulkhead:
+                self.predict_calls += 1
+                estimates = await asyncio.to_thread(active.model.predict, subjects, as_of)
+        except Exception:  # no model, the bulkhead full, the model failing
+            self._unavailable.inc(len(subjects))
+            raise
+        self._predicted.inc(len(estimates))
+        return estimates
 
     async def _poll(self) -> None:
         while True:

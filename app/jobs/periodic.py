@@ -8,7 +8,7 @@ characters (periodic_runs.period).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 
 def _utc(now: datetime) -> datetime:
@@ -56,3 +56,31 @@ def every_seconds(n: int) -> Callable[[datetime], str]:
         return datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
     return period_of
+
+
+def period_seconds(period_of: Callable[[datetime], str], *, at: datetime | None = None) -> float:
+    """How long the periods `period_of` names last (for propintel_job_period_seconds): the
+    time between the two boundaries after `at`, found where the name changes (names sort in
+    time order, so a binary search finds each boundary). Works for any `period_of`, offsets
+    (a digest's grace) included."""
+    start = _utc(at or datetime.now(UTC))
+    first = _next_boundary(period_of, start)
+    second = _next_boundary(period_of, first)
+    return float(round((second - first).total_seconds()))
+
+
+def _next_boundary(period_of: Callable[[datetime], str], after: datetime) -> datetime:
+    name = period_of(after)
+    step = timedelta(seconds=1)
+    while period_of(after + step) == name:
+        step *= 2
+        if step > timedelta(days=800):
+            raise ValueError("period_of names the same period for over two years")
+    low, high = after, after + step  # low in `name`'s period, high past it
+    while high - low > timedelta(milliseconds=1):
+        middle = low + (high - low) / 2
+        if period_of(middle) == name:
+            low = middle
+        else:
+            high = middle
+    return high

@@ -3,7 +3,8 @@
 - `jobs.recover-leases` (every minute): RUNNING jobs whose lease expired go back to
   RETRYING (or DEAD when their attempts are spent). Claims take such jobs too; this keeps
   `jobQueue`'s counts honest while no worker has a free slot.
-- `jobs.purge` (hourly): SUCCEEDED jobs finished over a day ago (in batches of 1,000),
+- `jobs.purge` (hourly): SUCCEEDED jobs finished over a day ago but each kind's newest
+  (its last success, which metrics report; in batches of 1,000),
   workers not heard from for an hour, periodic runs over 30 days old.
 - `jobs.noop {}` and `jobs.sleep {"seconds": s}` (at most 300): operational probes, e.g. a
   health check that enqueues one and waits for it to finish, or a test that kills a worker

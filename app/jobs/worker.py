@@ -25,11 +25,13 @@ import os
 import random
 import secrets
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from app.jobs.metrics import JobMetrics
 from app.jobs.registry import Job, JobRegistry, RunAgain
 from app.settings import Settings
 from db.engine import Database
@@ -100,6 +102,7 @@ class Worker:
         self._claiming = 0
         self._started_at = datetime.now(UTC)
         self._remove_waker: Callable[[], None] | None = None
+        self.metrics = JobMetrics(registry.kinds)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -281,34 +284,42 @@ class Worker:
         if kind is None:
             message = f"unknown job kind {claimed.kind!r}: no handler is registered for it"
             logger.error("job %d dead-lettered: %s", claimed.id, message)
-            await self._settle(
+            kept = await self._settle(
                 claimed,
                 lambda: repo.fail(
                     self.db, claimed.id, self.id, claimed.attempts, message, retry_at=None
                 ),
             )
+            self.metrics.ran(claimed.kind, "dead" if kept else "failed", 0.0)
             self.ran += 1
             return
+        started = time.perf_counter()
         try:
             outcome = await kind.handler(job)
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            await self._failed(claimed, error)
+            seconds = time.perf_counter() - started
+            result = await self._failed(claimed, error)
         else:
+            seconds = time.perf_counter() - started
             if isinstance(outcome, RunAgain):
                 at = outcome.at
-                await self._settle(
+                kept = await self._settle(
                     claimed,
                     lambda: repo.run_again(self.db, claimed.id, self.id, claimed.attempts, at),
                 )
+                result = "rescheduled" if kept else "failed"
             else:
-                await self._settle(
+                kept = await self._settle(
                     claimed, lambda: repo.succeed(self.db, claimed.id, self.id, claimed.attempts)
                 )
+                result = "succeeded" if kept else "failed"
+        self.metrics.ran(claimed.kind, result, seconds)
         self.ran += 1
 
-    async def _failed(self, claimed: ClaimedJob, error: Exception) -> None:
+    async def _failed(self, claimed: ClaimedJob, error: Exception) -> str:
+        """Records a failed attempt; returns its metric outcome (retrying, dead, failed)."""
         text = error_text(error)
         if claimed.attempts >= claimed.max_attempts:
             logger.error(
@@ -332,16 +343,20 @@ class Worker:
                 text,
                 exc_info=error,
             )
-        await self._settle(
+        kept = await self._settle(
             claimed,
             lambda: repo.fail(
                 self.db, claimed.id, self.id, claimed.attempts, text, retry_at=retry_at
             ),
         )
+        if not kept:
+            return "failed"
+        return "dead" if retry_at is None else "retrying"
 
-    async def _settle(self, claimed: ClaimedJob, write: Callable[[], Awaitable[bool]]) -> None:
+    async def _settle(self, claimed: ClaimedJob, write: Callable[[], Awaitable[bool]]) -> bool:
         """Records an outcome, retrying while the database is away (the job keeps its slot
-        and, through the heartbeat, its lease)."""
+        and, through the heartbeat, its lease). False: the lease was lost, nothing was
+        recorded."""
         failures = 0
         while True:
             try:
@@ -358,7 +373,7 @@ class Worker:
                     claimed.id,
                     claimed.kind,
                 )
-            return
+            return kept
 
     # -- heartbeat, periodic tasks, notifications --------------------------------------------
 

@@ -24,6 +24,7 @@ import httpx
 from app.jobs import periodic
 from app.jobs.registry import Job, JobRegistry, RunAgain
 from app.settings import Settings
+from app.telemetry import metrics
 from app.webhooks import signing
 from app.webhooks.payloads import build_body, digest_sale_ids
 from app.webhooks.schedule import parse_retry_after, retry_delay
@@ -49,6 +50,19 @@ MAX_ERROR_CHARS = 500
 HOLD_MARGIN_S = 10
 
 Clock = Callable[[], datetime]
+
+DELIVERY_OUTCOMES = ("delivered", "retrying", "dead", "gone")
+"""propintel_webhook_deliveries_total: an attempt delivered (2xx), failed with another
+attempt scheduled, failed for good (attempts spent, or the endpoint disabled for failing),
+or answered 410 Gone (the endpoint is disabled)."""
+
+
+def _outcome_label(outcome: Outcome, status: str) -> str:
+    if outcome.succeeded:
+        return "delivered"
+    if outcome.gone:
+        return "gone"
+    return "retrying" if status == "FAILED" and outcome.next_attempt_at is not None else "dead"
 
 
 def _utcnow() -> datetime:
@@ -101,6 +115,9 @@ class Deliverer:
         self._duration: dict[int, float] = {}
         self._queued_until: dict[int, datetime] = {}
         self._reading = asyncio.Lock()
+        self._deliveries = {
+            name: metrics.webhook_deliveries.labels(name) for name in DELIVERY_OUTCOMES
+        }
 
     async def __call__(self, job: Job) -> RunAgain | None:
         delivery_id = int(job.payload["delivery_id"])
@@ -188,6 +205,7 @@ class Deliverer:
             body = await repo.store_payload(self.db, target.delivery_id, built)
         outcome = await self._send(target, body)
         status = await repo.record_attempt(self.db, target, outcome)
+        self._deliveries[_outcome_label(outcome, status)].inc()
         if status == "FAILED" and outcome.next_attempt_at is not None:
             return RunAgain(outcome.next_attempt_at)
         return None

@@ -411,14 +411,27 @@ async def purge(
     workers_before: datetime,
     periods_before: datetime,
 ) -> tuple[int, int, int]:
-    """Deletes SUCCEEDED jobs finished before `succeeded_before` (in batches, each its own
-    short transaction: the queue keeps moving meanwhile), workers not heard from since
-    `workers_before` and periodic runs claimed before `periods_before`. Returns the counts."""
+    """Deletes SUCCEEDED jobs finished before `succeeded_before` but each kind's newest (in
+    batches, each its own short transaction: the queue keeps moving meanwhile), workers not
+    heard from since `workers_before` and periodic runs claimed before `periods_before`.
+    Returns the counts."""
     deleted_jobs = 0
+    # Each kind's newest SUCCEEDED job stays: it is the kind's last success
+    # (propintel_job_last_success_timestamp_seconds), which a weekly job must keep all week.
+    newest = (
+        sa.select(sa.func.max(jobs.c.id))
+        .where(jobs.c.status == "SUCCEEDED")
+        .group_by(jobs.c.kind)
+        .scalar_subquery()
+    )
     while True:
         batch = (
             sa.select(jobs.c.id)
-            .where(jobs.c.status == "SUCCEEDED", jobs.c.finished_at < succeeded_before)
+            .where(
+                jobs.c.status == "SUCCEEDED",
+                jobs.c.finished_at < succeeded_before,
+                jobs.c.id.not_in(newest),
+            )
             .limit(PURGE_BATCH)
         )
         async with db.begin() as conn:
@@ -618,3 +631,51 @@ async def listen(
         await connection.close()
         raise
     return connection
+
+
+# -- metrics (app/http/metrics.py, at scrape time) -------------------------------------------
+
+QUEUE_STATUSES = ("QUEUED", "RUNNING", "RETRYING", "DEAD")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMetrics:
+    depth: dict[str, int]
+    """Jobs per status of QUEUE_STATUSES (0 included)."""
+    last_success: dict[str, datetime]
+    """Per kind asked for, when its latest SUCCEEDED job finished (absent: none kept)."""
+
+
+async def queue_metrics(db: Database, kinds: Sequence[str]) -> QueueMetrics:
+    """The queue as every process and machine shares it, in one statement of scalar
+    subqueries: a count per status (the partial indexes and ix_jobs_finished serve them)
+    and, per kind, the newest SUCCEEDED job's finish (a backward scan of ix_jobs_finished;
+    the purge keeps each kind's newest, so a weekly job's last success outlives the day
+    SUCCEEDED rows are kept)."""
+    counts = [
+        sa.select(sa.func.count())
+        .where(jobs.c.status == status)
+        .scalar_subquery()
+        .label(f"n{index}")
+        for index, status in enumerate(QUEUE_STATUSES)
+    ]
+    latest = [
+        sa.select(sa.func.max(jobs.c.finished_at))
+        .where(jobs.c.status == "SUCCEEDED", jobs.c.kind == kind)
+        .scalar_subquery()
+        .label(f"k{index}")
+        for index, kind in enumerate(kinds)
+    ]
+    row = await db.fetch_one(sa.select(*counts, *latest))
+    values = list(row) if row is not None else [0] * len(counts) + [None] * len(kinds)
+    depth = {
+        status: int(value or 0)
+        for status, value in zip(QUEUE_STATUSES, values[: len(counts)], strict=True)
+    }
+    last_success: dict[str, datetime] = {}
+    for kind, value in zip(kinds, values[len(counts) :], strict=True):
+        if isinstance(value, str):  # SQLite through a bare aggregate
+            value = datetime.fromisoformat(value)
+        if isinstance(value, datetime):
+            last_success[kind] = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return QueueMetrics(depth=depth, last_success=last_success)
