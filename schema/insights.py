@@ -175,7 +175,10 @@ class ExplainedStatement:
     )
     total_cost: float | None
     actual_ms: float | None = strawberry.field(description="ANALYZE's execution time.")
-    error: str | None = strawberry.field(description="Why it could not be explained.")
+    error: str | None = strawberry.field(
+        description="Why it could not be explained (or, with a plan, analyzed: "
+        "ANALYZE past the 5 s timeout gives the plan without it)."
+    )
 
 
 @strawberry.type(description="An operation run for its statements (the cache bypassed).")

@@ -107,13 +107,24 @@ async def _explain_postgresql(
                 )
                 continue
             analyze = is_read(sql)
+            note = None
             try:
                 plan = await session.explain(sql, values, analyze=analyze)
             except PlanningError as error:
-                explained.append(
-                    ExplainedStatement(sql, shown, None, False, None, None, str(error))
-                )
-                continue
+                if not analyze:
+                    explained.append(
+                        ExplainedStatement(sql, shown, None, False, None, None, str(error))
+                    )
+                    continue
+                # ANALYZE ran out of time (or failed running): the plan without it.
+                note, analyze = f"not analyzed: {error}", False
+                try:
+                    plan = await session.explain(sql, values, analyze=False)
+                except PlanningError as second:
+                    explained.append(
+                        ExplainedStatement(sql, shown, None, False, None, None, str(second))
+                    )
+                    continue
             explained.append(
                 ExplainedStatement(
                     sql=sql,
@@ -122,7 +133,7 @@ async def _explain_postgresql(
                     analyzed=analyze,
                     total_cost=float(plan["Plan"]["Total Cost"]),
                     actual_ms=float(plan["Execution Time"]) if analyze else None,
-                    error=None,
+                    error=note,
                 )
             )
     return explained
