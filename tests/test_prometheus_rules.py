@@ -12,25 +12,18 @@ import subprocess
 from collections import defaultdict
 from typing import Any
 
-from prometheus_client.metrics import MetricWrapperBase
-
-from app.telemetry import metrics
 from tests.support.prometheus import (
     REPO,
     RULE_FILES,
     RULE_TESTS,
     binary,
+    catalogued_names,
     load_yaml,
     panel_queries,
     rules,
 )
 
 SEVERITIES = {"critical", "warning"}
-SAMPLE_SUFFIXES = {
-    "counter": ("_total",),
-    "histogram": ("_bucket", "_sum", "_count"),
-    "gauge": ("",),
-}
 NAME = re.compile(r"\b(propintel[_:][\w:]*)")
 
 
@@ -86,17 +79,6 @@ def heading_anchor(line: str) -> str:
     """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces as -."""
     text = line.lstrip("#").strip().lower()
     return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
-
-
-def catalogued_names() -> set[str]:
-    """Every series name /metrics shows: the catalogue's families with their samples'
-    suffixes, and the families collected at scrape time."""
-    names = set(metrics.SCRAPE_TIME)
-    for value in vars(metrics).values():
-        if isinstance(value, MetricWrapperBase):
-            for family in value.describe():
-                names |= {family.name + suffix for suffix in SAMPLE_SUFFIXES[family.type]}
-    return names
 
 
 def test_rules_and_panels_name_only_catalogued_series() -> None:

@@ -16,8 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.metrics import MetricWrapperBase
 from ruamel.yaml import YAML
 
+from app.telemetry import metrics
 from tests.support.live import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,6 +34,34 @@ COMPOSE = REPO / "docker" / "compose.yaml"
 RANGE = "1m"
 """What Grafana's interval variables ($__rate_interval, ...) stand for in a test query."""
 GRAFANA_INTERVALS = ("__rate_interval", "__interval", "__range")
+
+
+SAMPLE_SUFFIXES = {
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_sum", "_count"),
+    "gauge": ("",),
+}
+
+
+def metric_families() -> set[str]:
+    """The families of the catalogue (app/telemetry/metrics.py), those collected at scrape
+    time included, by family name (a counter's without `_total`)."""
+    names = set(metrics.SCRAPE_TIME)
+    for value in vars(metrics).values():
+        if isinstance(value, MetricWrapperBase):
+            names |= {family.name for family in value.describe()}
+    return names
+
+
+def catalogued_names() -> set[str]:
+    """Every series name /metrics shows: the catalogue's families with their samples'
+    suffixes, and the families collected at scrape time."""
+    names = set(metrics.SCRAPE_TIME)
+    for value in vars(metrics).values():
+        if isinstance(value, MetricWrapperBase):
+            for family in value.describe():
+                names |= {family.name + suffix for suffix in SAMPLE_SUFFIXES[family.type]}
+    return names
 
 
 def binary(name: str) -> str:
@@ -75,6 +105,16 @@ class PanelQuery:
     panel: str
     ref: str
     expr: str
+    variables: Mapping[str, str]
+    """What the dashboard's template variables stand for in a test (`variable_values`)."""
+
+    @property
+    def where(self) -> str:
+        return f"{self.dashboard} / {self.panel} / {self.ref}"
+
+    def promql(self) -> str:
+        """The query as Grafana sends it (`substitute`)."""
+        return substitute(self.expr, self.variables)
 
 
 def dashboards() -> list[dict[str, Any]]:
@@ -92,12 +132,16 @@ def panels(dashboard: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def panel_queries() -> list[PanelQuery]:
-    return [
-        PanelQuery(board["title"], panel["title"], target.get("refId", "?"), target["expr"])
-        for board in dashboards()
-        for panel in panels(board)
-        for target in panel.get("targets", [])
-    ]
+    found = []
+    for board in dashboards():
+        variables = variable_values(board)
+        for panel in panels(board):
+            for target in panel.get("targets", []):
+                ref = target.get("refId", "?")
+                found.append(
+                    PanelQuery(board["title"], panel["title"], ref, target["expr"], variables)
+                )
+    return found
 
 
 def variable_values(dashboard: Mapping[str, Any]) -> dict[str, str]:
