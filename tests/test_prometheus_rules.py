@@ -12,12 +12,15 @@ import subprocess
 from collections import defaultdict
 from typing import Any
 
+import pytest
+
 from tests.support.prometheus import (
     REPO,
     RULE_FILES,
     RULE_TESTS,
     binary,
     catalogued_names,
+    compared_operands,
     load_yaml,
     panel_queries,
     rules,
@@ -95,3 +98,25 @@ def test_rules_and_panels_name_only_catalogued_series() -> None:
     assert not unknown, f"series no metric family or recording rule makes: {sorted(unknown)}"
     used = {name for _, expr in exprs for name in NAME.findall(expr)}
     assert recorded <= used, f"recording rules nothing uses: {recorded - used}"
+
+
+@pytest.mark.parametrize(
+    ("expr", "operands"),
+    [
+        ("a > 0.05 and on (job) sum by (job) (b) > 0.2", ["a", "sum by (job) (b)"]),
+        (
+            "time() - max by (kind) (x) > 2 * max by (kind) (y)",
+            ["time() - max by (kind) (x)", "2 * max by (kind) (y)"],
+        ),
+        (
+            'max_over_time(m{state="OPEN", d!="x"}[1m]) == 1',
+            ['max_over_time(m{state="OPEN", d!="x"}[1m])'],
+        ),
+        ('x{label="a and b"} unless ignoring (pool) y >= bool 3', ['x{label="a and b"}', "y"]),
+        ("candidates_or_not", ["candidates_or_not"]),
+    ],
+)
+def test_an_alert_compares_these_operands(expr: str, operands: list[str]) -> None:
+    """tests/test_observability_stack.py checks these hold data (Prometheus 2.42 has no
+    parse endpoint to ask)."""
+    assert compared_operands(expr) == operands
