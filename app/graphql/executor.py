@@ -19,6 +19,8 @@ from app.context import Context
 from app.graphql.plan import NoPlan, OperationPlan, compile_operation
 from app.graphql.run import Fallback, execute_plan
 from app.resilience.dependency import ServiceUnavailable
+from app.telemetry import metrics
+from app.telemetry.request import current_request
 from db.engine import count_statements
 from schema.extensions import SqlStatementCount
 
@@ -29,6 +31,21 @@ logger = logging.getLogger("propintel.execution")
 # reports it itself). Any other extension may hook resolution or results, so a schema that
 # has one is never planned.
 _PLAN_SAFE_EXTENSIONS = (ParserCache, ValidationCache, AddValidationRules, SqlStatementCount)
+
+COMPILED, FALLBACK, STANDARD = "compiled", "fallback", "standard"
+# `executor_operations` by path, looked up once (a fixed set of three).
+_RAN = {path: metrics.executor_operations.labels(path) for path in (COMPILED, FALLBACK, STANDARD)}
+
+
+def ran(path: str) -> None:
+    """Counts an operation by how it ran (`executor_operations`) and notes it in the
+    request's record. The view reports STANDARD (Strawberry ran it without a plan); the
+    compiled executor reports COMPILED and FALLBACK. Whole-operation cache hits ran nothing
+    and are not counted."""
+    _RAN[path].inc()
+    request = current_request.get()
+    if request is not None:
+        request.executor = path
 
 
 @dataclass(slots=True)
@@ -77,18 +94,22 @@ class CompiledExecutor:
             if not self.report_statements:
                 data = await execute_plan(plan, self.schema, context, variables)
                 self.counts.compiled += 1
+                ran(COMPILED)
                 return ExecutionResult(data=data, errors=None)
             with count_statements() as log:
                 data = await execute_plan(plan, self.schema, context, variables)
             self.counts.compiled += 1
+            ran(COMPILED)
             return ExecutionResult(data=data, errors=None, extensions={"sqlStatements": log.count})
         except ServiceUnavailable as error:
             # A dependency is down or slow: running the operation again would only wait
             # again. Answer now, with the code and the retry hint.
             self.counts.compiled += 1
+            ran(COMPILED)
             return ExecutionResult(data=None, errors=[error])
         except Exception as error:  # the standard executor reports it, with its path and code
             self.counts.fallbacks += 1
+            ran(FALLBACK)
             if not isinstance(error, Fallback):
                 logger.debug("compiled plan fell back: %r", error)
             return None

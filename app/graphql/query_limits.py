@@ -75,6 +75,15 @@ _DESCRIPTIONS = {
 
 
 @dataclass(frozen=True, slots=True)
+class Measure:
+    violation: Violation | None
+    """The first limit exceeded, or None: the operation is admitted."""
+    cost: int
+    """The operation's cost (objects its pages may return); when refused, the cost measured
+    until the walk stopped."""
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedDocument:
     tokens: int
     document: DocumentNode | None
@@ -83,7 +92,8 @@ class ParsedDocument:
     """`@` tokens among the tokens counted."""
 
 
-_UNKNOWN = object()
+_UNMEASURED = Measure(None, 0)
+"""A document that does not parse, or names no operation of it: validation reports it."""
 
 
 class _Exceeded(Exception):
@@ -98,9 +108,7 @@ class QueryAnalyzer:
         self.max_tokens = max_tokens
         """Lexing stops one past this (the largest limit of any role)."""
         self._parsed: OrderedDict[str, ParsedDocument] = OrderedDict()
-        self._measured: OrderedDict[tuple[str, str | None, QueryLimits], Violation | None] = (
-            OrderedDict()
-        )
+        self._measured: OrderedDict[tuple[str, str | None, QueryLimits], Measure] = OrderedDict()
 
     def check(
         self,
@@ -109,23 +117,34 @@ class QueryAnalyzer:
         variables: Mapping[str, Any] | None,
         limits: QueryLimits,
     ) -> Violation | None:
+        return self.measure(query, operation_name, variables, limits).violation
+
+    def measure(
+        self,
+        query: str,
+        operation_name: str | None,
+        variables: Mapping[str, Any] | None,
+        limits: QueryLimits,
+    ) -> Measure:
+        """The first limit the operation exceeds (if any) and its cost, which the gate
+        reports (`graphql_query_cost`) without walking the document again."""
         # UTF-8 takes at most 4 bytes a character: short documents need no encoding to size.
         size = len(query.encode()) if len(query) * 4 > limits.max_query_bytes else len(query)
         if size > limits.max_query_bytes:
-            return Violation("max_query_bytes", size, limits.max_query_bytes)
+            return Measure(Violation("max_query_bytes", size, limits.max_query_bytes), 0)
         # Most requests repeat a document whose measure does not depend on its variables:
         # walk it once per role's limits.
         key = (query, operation_name, limits)
-        known = self._measured.get(key, _UNKNOWN)
-        if known is not _UNKNOWN:
+        known = self._measured.get(key)
+        if known is not None:
             self._measured.move_to_end(key)
-            return known  # type: ignore[return-value]
-        violation, used_variables = self._measure(query, operation_name, variables, limits)
+            return known
+        measure, used_variables = self._measure(query, operation_name, variables, limits)
         if not used_variables:
-            self._measured[key] = violation
+            self._measured[key] = measure
             if len(self._measured) > 1024:
                 self._measured.popitem(last=False)
-        return violation
+        return measure
 
     def _measure(
         self,
@@ -133,26 +152,27 @@ class QueryAnalyzer:
         operation_name: str | None,
         variables: Mapping[str, Any] | None,
         limits: QueryLimits,
-    ) -> tuple[Violation | None, bool]:
-        """(the first limit exceeded, whether a variable's value was consulted)."""
+    ) -> tuple[Measure, bool]:
+        """(the measure, whether a variable's value was consulted)."""
         parsed = self.parse(query)
         if parsed.tokens > limits.max_tokens:
-            return Violation("max_tokens", parsed.tokens, limits.max_tokens), False
+            return Measure(Violation("max_tokens", parsed.tokens, limits.max_tokens), 0), False
         if parsed.directives > limits.max_directives:
-            return Violation("max_directives", parsed.directives, limits.max_directives), False
+            violation = Violation("max_directives", parsed.directives, limits.max_directives)
+            return Measure(violation, 0), False
         if parsed.document is None:
-            return None, False
+            return _UNMEASURED, False
         operation, fragments = _operation(parsed.document, operation_name)
         if operation is None:
-            return None, False
+            return _UNMEASURED, False
         root = _root_type(self.schema, operation.operation)
         walk = _Walk(self, limits, fragments, variables or {})
         try:
             walk.directives(len(operation.directives or ()))
             walk.selection_set(operation.selection_set, root, 1, 1, frozenset())
         except _Exceeded as exceeded:
-            return exceeded.violation, walk.used_variables
-        return None, walk.used_variables
+            return Measure(exceeded.violation, walk.cost), walk.used_variables
+        return Measure(None, walk.cost), walk.used_variables
 
     def selection_problem(self, query: str, operation_name: str | None) -> str | None:
         """What is wrong with choosing the operation (None when it can be chosen, or when the
@@ -174,11 +194,16 @@ class QueryAnalyzer:
         return None
 
     def is_mutation(self, query: str, operation_name: str | None) -> bool:
+        operation = self.operation(query, operation_name)
+        return operation is not None and operation.operation is OperationType.MUTATION
+
+    def operation(self, query: str, operation_name: str | None) -> OperationDefinitionNode | None:
+        """The operation the request chooses (None when the document does not parse or has
+        no such operation), from the parse the limits cache: logs and spans name it."""
         document = self.parse(query).document
         if document is None:
-            return False
-        operation, _ = _operation(document, operation_name)
-        return operation is not None and operation.operation is OperationType.MUTATION
+            return None
+        return _operation(document, operation_name)[0]
 
     def parse(self, query: str) -> ParsedDocument:
         found = self._parsed.get(query)
