@@ -1,0 +1,114 @@
+"""Structured logs (structlog): JSON lines in prod, readable lines in dev.
+
+Two ways in, one renderer out. Our own events (the access line, app/http/observe.py) take
+structlog's fast path: a filtering bound logger that renders with orjson and writes bytes,
+no `logging.LogRecord` in between (it runs once per request). Everything logged through the
+standard library — our modules' `logging.getLogger(...)`, uvicorn, asyncpg, SQLAlchemy —
+reaches the same processors and renderer through `structlog.stdlib.ProcessorFormatter` on
+the root logger. uvicorn's own access log is silenced: our access line replaces it.
+
+Every line written while a request runs carries its `request_id` (and `trace_id`/`span_id`
+when a span is current), read from the request's record: nothing binds them per request.
+A traceback is a field of the line (`exception`), never lines of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, TextIO
+
+import orjson
+import structlog
+from opentelemetry import trace
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from app.telemetry import tracing
+from app.telemetry.request import current_request
+
+ACCESS_LOGGER = "propintel.access"
+_LEVELS = {"trace": 5, "debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+
+
+def add_request_context(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
+    """The request's id, and the current span's trace and span ids while tracing is on."""
+    request = current_request.get()
+    if request is not None:
+        event.setdefault("request_id", request.request_id)
+    if tracing.active():  # off: no span lookup at all
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            event.setdefault("trace_id", format(context.trace_id, "032x"))
+            event.setdefault("span_id", format(context.span_id, "016x"))
+    return event
+
+
+def _json_bytes(event: EventDict, **_: Any) -> bytes:
+    # default=str: an odd value (a Path, an exception) still renders instead of failing
+    return orjson.dumps(event, default=str)
+
+
+def _json_text(event: EventDict, **_: Any) -> str:
+    return orjson.dumps(event, default=str).decode()
+
+
+def level_number(level: str) -> int:
+    try:
+        return _LEVELS[level.lower()]
+    except KeyError:
+        raise ValueError(f"unknown log level {level!r} (one of {', '.join(_LEVELS)})") from None
+
+
+def configure_logging(json: bool, level: str = "info", *, stream: TextIO | None = None) -> None:
+    """Sets up structlog and the standard library's root logger; safe to call again (the
+    `serve` process configures before uvicorn starts, each worker in the app factory)."""
+    out = stream or sys.stdout
+    threshold = level_number(level)
+    shared: list[Processor] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_request_context,
+    ]
+    if json:
+        # One line per event: a traceback becomes the `exception` string field.
+        tail: list[Processor] = [structlog.processors.format_exc_info]
+        native: Processor = structlog.processors.JSONRenderer(serializer=_json_bytes)
+        foreign: Processor = structlog.processors.JSONRenderer(serializer=_json_text)
+        factory: Any = structlog.BytesLoggerFactory(file=out.buffer)
+    else:
+        tail = []
+        # Plain tracebacks: rich's show the frames' locals, which may hold a credential.
+        native = foreign = structlog.dev.ConsoleRenderer(
+            colors=out.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
+        factory = structlog.WriteLoggerFactory(file=out)
+    structlog.configure(
+        processors=[*shared, *tail, native],
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
+        logger_factory=factory,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail, foreign],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(threshold)
+    logging.captureWarnings(True)  # warnings too: rendered lines, not raw stderr text
+    for name in ("uvicorn", "uvicorn.error"):  # uvicorn's loggers: through the root's handler
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers = []
+        uvicorn_logger.propagate = True
+    access = logging.getLogger("uvicorn.access")
+    access.handlers = []
+    access.propagate = False
+    access.disabled = True
+
+
+def access_logger() -> Any:
+    """The access line's logger (structlog's fast path; its level is the configured one)."""
+    return structlog.get_logger().bind(logger=ACCESS_LOGGER)
