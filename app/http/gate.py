@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
+from graphql import OperationType
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.auth.identify import AuthenticationFailed, Authenticator
@@ -33,6 +34,9 @@ from app.http.body import read_body, replay
 from app.http.media import GRAPHQL_RESPONSE, as_graphql_response, preferred_media_type
 from app.http.rate_limits import RateLimiter
 from app.settings import Profile, Settings
+from app.telemetry import metrics
+from app.telemetry.labels import Children
+from app.telemetry.request import RequestRecord, current_request
 
 logger = logging.getLogger("propintel.gate")
 
@@ -73,6 +77,8 @@ class Gate:
             "user": settings.query_limits_user,
             "admin": settings.query_limits_admin,
         }
+        self.costs = Children(metrics.graphql_query_cost)
+        self.decisions = Children(metrics.ratelimit_decisions)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -118,8 +124,12 @@ class Gate:
                 headers=[(b"retry-after", b"1")],
             )
             return
+        request = current_request.get()
+        if request is not None:
+            request.role = principal.role_name
         if self.rate_limiter is not None:
             refusal = await self.rate_limiter.check(principal)
+            self.decisions(principal.role_name, "allowed" if refusal is None else "limited").inc()
             if refusal is not None:
                 await _refuse(
                     send,
@@ -144,12 +154,15 @@ class Gate:
                 problem = "Give the document in the `query` parameter."
         if problem is None and operations:
             problem = self._selection_problem(operations)
+        operation_type = None
+        if problem is None and operations:
+            operation_type = self._note_operation(operations[0], request)
         if problem is not None:
             # GraphQL over HTTP: a request that is not a well-formed GraphQL request is a
             # 400 with a JSON body naming what is wrong (never a 500 or plain text).
             await _refuse(send, 400, problem, "BAD_REQUEST", answer_as)
             return
-        if method != "POST" and operations and self._is_mutation(operations[0]):
+        if method != "POST" and operation_type is OperationType.MUTATION:
             # GraphQL over HTTP: a mutation over GET is refused with 405, not run.
             await _refuse(
                 send,
@@ -163,7 +176,7 @@ class Gate:
         if self.production and not _preflighted(headers):
             await _refuse(send, 400, CSRF_REFUSAL, "BAD_REQUEST", answer_as)
             return
-        violation = self._violation(operations, principal)
+        violation = self._violation(operations, principal, operation_type, request)
         if violation is not None:
             # GraphQL over HTTP: a request refused before execution is a 4xx for the
             # graphql-response media type; plain JSON clients get 200 and the error.
@@ -193,34 +206,50 @@ class Gate:
                 return problem
         return None
 
-    def _is_mutation(self, operation: dict[str, Any]) -> bool:
-        query, name = operation.get("query"), operation.get("operationName")
-        if not isinstance(query, str):
-            return False
-        return self.analyzer.is_mutation(query, name if isinstance(name, str) else None)
+    def _note_operation(
+        self, operation: dict[str, Any], request: RequestRecord | None
+    ) -> OperationType | None:
+        """The (first) operation's type, from the analyzer's cached parse; its type and name
+        go to the request's record (a batch is recorded as its first operation)."""
+        name = operation.get("operationName")
+        chosen = self.analyzer.operation(operation["query"], name)
+        if chosen is None:
+            return None
+        if request is not None:
+            request.operation_type = chosen.operation.value
+            request.operation_name = chosen.name.value if chosen.name is not None else name
+        return chosen.operation
 
     def _violation(
-        self, operations: list[dict[str, Any]] | None, principal: Principal
+        self,
+        operations: list[dict[str, Any]] | None,
+        principal: Principal,
+        first_type: OperationType | None,
+        request: RequestRecord | None,
     ) -> Violation | None:
         if not operations:
             return None  # not a GraphQL request we can read: the view says what is wrong
         limits = self.limits[principal.role_name]
         if len(operations) > limits.max_batch:
             return Violation("max_batch", len(operations), limits.max_batch)
-        for operation in operations:
-            query = operation.get("query")
+        cost = 0
+        for position, operation in enumerate(operations):
+            query = operation["query"]
             name = operation.get("operationName")
             variables = operation.get("variables")
-            if not isinstance(query, str):
-                continue
-            violation = self.analyzer.check(
-                query,
-                name if isinstance(name, str) else None,
-                variables if isinstance(variables, dict) else None,
-                limits,
-            )
-            if violation is not None:
-                return violation
+            measure = self.analyzer.measure(query, name, variables, limits)
+            if measure.violation is not None:
+                return measure.violation
+            if position == 0:
+                kind = first_type
+            else:
+                chosen = self.analyzer.operation(query, name)
+                kind = chosen.operation if chosen is not None else None
+            if kind is not None:  # else not measured: validation reports the document
+                self.costs(kind.value).observe(measure.cost)
+                cost += measure.cost
+        if request is not None:
+            request.cost = cost
         return None
 
 
@@ -305,6 +334,10 @@ async def _refuse(
     headers: list[tuple[bytes, bytes]] | None = None,
     extensions: dict[str, Any] | None = None,
 ) -> None:
+    request = current_request.get()
+    if request is not None:
+        request.outcome = "rejected"
+        request.error_codes.append(str(code))
     error = {"message": message, "extensions": {"code": str(code), **(extensions or {})}}
     content = orjson.dumps({"errors": [error]})
     content_type = (answer_as or "application/json").encode() + b"; charset=utf-8"

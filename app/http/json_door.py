@@ -15,9 +15,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
+from app.graphql.plan import OperationPlan
 from app.http.body import read_body, replay
-from app.http.view import PLAN_TRIED, PropintelGraphQL
+from app.http.view import IN_SPAN, PLAN_TRIED, PropintelGraphQL
 from app.resilience.deadline import deadline_in
+from app.telemetry.request import current_request
+from app.telemetry.tracing import mark_errors
 
 _JSON = b"application/json"
 
@@ -47,6 +50,30 @@ class GraphQLEndpoint:
         if plan is None:
             await self.view(scope, replayed, send)
             return
+        tracing = self.view.tracing
+        if tracing is None:
+            await self._answer(scope, body, replayed, send, plan, query, operation_name, variables)
+            return
+        # One GraphQL span for the operation, whichever executor answers it.
+        scope["state"][IN_SPAN] = True
+        with self.view.operation_span(tracing, query, operation_name) as span:
+            codes = await self._answer(
+                scope, body, replayed, send, plan, query, operation_name, variables
+            )
+            mark_errors(span, codes)
+
+    async def _answer(
+        self,
+        scope: Scope,
+        body: bytes,
+        replayed: Receive,
+        send: Send,
+        plan: OperationPlan,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, Any] | None,
+    ) -> list[str]:
+        """Answers from the plan (or hands it to the view); the response's error codes."""
         request = Request(scope, replayed)
         context = await self.view.build_context(request, None)
         headers: dict[str, str] = {}
@@ -56,8 +83,10 @@ class GraphQLEndpoint:
             )
         if result is None:  # an error to report: the view runs it and formats it
             await self.view(scope, replay(body), send)
-            return
-        content = self.view.encode_json(await self.view.process_result(request, result))
+            record = current_request.get()
+            return record.error_codes if record is not None else []
+        response = await self.view.process_result(request, result)
+        content = self.view.encode_json(response)
         raw_headers = [
             (b"content-type", _JSON),
             (b"content-length", str(len(content)).encode()),
@@ -65,6 +94,8 @@ class GraphQLEndpoint:
         ]
         await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
         await send({"type": "http.response.body", "body": content})
+        errors: Any = response.get("errors") or ()
+        return [error["extensions"]["code"] for error in errors]
 
 
 def _wants_plain_json(scope: Scope) -> bool:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import re
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any, Protocol, cast
 
 import orjson
 import strawberry
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
+from opentelemetry.trace import Span
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
@@ -31,7 +33,7 @@ from app.context import Context
 from app.errors import ErrorCode
 from app.estimates.service import ModelRegistry
 from app.estimates.tasks import Trainer
-from app.graphql.executor import CompiledExecutor
+from app.graphql.executor import FALLBACK, STANDARD, CompiledExecutor, ran
 from app.graphql.plan import OperationPlan
 from app.graphql.query_limits import QueryAnalyzer
 from app.http.graphiql import graphiql_page
@@ -41,6 +43,9 @@ from app.jobs.service import JobQueue
 from app.resilience.deadline import deadline_in
 from app.settings import Profile, Settings
 from app.streams.broker import AlertBroker
+from app.telemetry.operations import OperationNames
+from app.telemetry.request import current_request
+from app.telemetry.tracing import Tracing, mark_errors
 from app.webhooks.service import WebhookService
 from db.engine import Database
 from loaders import create_loaders
@@ -49,6 +54,9 @@ logger = logging.getLogger("propintel.graphql")
 PLAN_TRIED = "plan_tried"
 """Request state flag: the JSON front door already planned (and ran) this request's
 operation, so the view runs Strawberry's executor without planning it again."""
+IN_SPAN = "graphql_span"
+"""Request state flag: the JSON front door opened this operation's GraphQL span (a plan that
+fell back runs in the view inside it), so the view opens none."""
 PASS_THROUGH = PassThrough()
 
 
@@ -120,6 +128,10 @@ class PropintelGraphQL(GraphQL[Context, None]):
         self.compiled: CompiledExecutor | None = None
         self.analyzer: QueryAnalyzer | None = None
         """The gate's query limits, for subscriptions (app/http/ws.py; set by app/asgi.py)."""
+        self.tracing: Tracing | None = None
+        """GraphQL spans, when tracing is on (set by app/asgi.py)."""
+        self.operation_names = OperationNames(settings.metrics_operations)
+        """The operation names metrics may carry (subscriptions: app/http/ws.py)."""
         if settings.compiled_execution:
             assert isinstance(self.schema, strawberry.Schema)
             self.compiled = CompiledExecutor(
@@ -152,6 +164,9 @@ class PropintelGraphQL(GraphQL[Context, None]):
             )
         except AuthenticationFailed as failure:
             raise ConnectionRejectionError({"message": failure.message}) from None
+        request = current_request.get()  # the websocket's record (app/http/observe.py)
+        if request is not None:
+            request.role = context.principal.role_name
         return cast(UnsetType, UNSET)  # an ack without a payload
 
     async def build_context(self, request: Request, response: Response | None) -> Context:
@@ -188,9 +203,31 @@ class PropintelGraphQL(GraphQL[Context, None]):
     ) -> ExecutionResult:
         # Every dependency call made for this operation (and its retries) fits in this.
         with deadline_in(self.settings.request_timeout_s):
-            return await self._execute_single(
-                request, request_adapter, sub_response, context, root_value, request_data
-            )
+            tracing = self.tracing
+            if tracing is None or request.scope.get("state", {}).get(IN_SPAN):
+                return await self._execute_single(
+                    request, request_adapter, sub_response, context, root_value, request_data
+                )
+            with self.operation_span(
+                tracing, request_data.query, request_data.operation_name
+            ) as span:
+                result = await self._execute_single(
+                    request, request_adapter, sub_response, context, root_value, request_data
+                )
+                mark_errors(span, [_code_of(error) for error in result.errors or ()])
+                return result
+
+    def operation_span(
+        self, tracing: Tracing, query: str | None, operation_name: str | None
+    ) -> AbstractContextManager[Span]:
+        """The operation's GraphQL span; its type and name from the gate's cached parse."""
+        chosen = None
+        if self.analyzer is not None and query is not None:
+            chosen = self.analyzer.operation(query, operation_name)
+        operation_type = chosen.operation.value if chosen is not None else None
+        if chosen is not None and chosen.name is not None:
+            operation_name = chosen.name.value
+        return tracing.operation_span(operation_type, operation_name, query)
 
     async def _execute_single(
         self,
@@ -210,7 +247,8 @@ class PropintelGraphQL(GraphQL[Context, None]):
                 errors=[GraphQLError(SUBSCRIPTION_OVER_HTTP, extensions={"code": "BAD_REQUEST"})],
             )
         plan = None
-        if not request.scope.get("state", {}).get(PLAN_TRIED):
+        tried = request.scope.get("state", {}).get(PLAN_TRIED)
+        if not tried:
             plan = self.plan_for(
                 request_adapter.method, request_data.query, request_data.operation_name
             )
@@ -226,6 +264,8 @@ class PropintelGraphQL(GraphQL[Context, None]):
             )
             if result is not None:
                 return result
+        elif not (tried and _fell_back()):  # a plan that fell back was counted as such
+            ran(STANDARD)
         return await super().execute_single(
             request=request,
             request_adapter=request_adapter,
@@ -267,10 +307,10 @@ class PropintelGraphQL(GraphQL[Context, None]):
         key = caching.operation_key(query, operation_name, variables, role)
         cached = await caching.cached_operation(key)
         if cached is not None:
-            headers["x-cache"] = "hit"
+            headers["x-cache"] = _note_cache("hit")
             extensions = {"sqlStatements": 0} if self.settings.exposes_debug_info else None
             return ExecutionResult(data=cached, errors=None, extensions=extensions)
-        headers["x-cache"] = "miss"
+        headers["x-cache"] = _note_cache("miss")
         ticket = caching.ticket()
         result = await self.compiled.execute(plan, context, variables)
         if result is None:
@@ -280,13 +320,13 @@ class PropintelGraphQL(GraphQL[Context, None]):
                 # Stale-if-error: the last good answer, marked, rather than no answer.
                 stale = await caching.stale_operation(key)
                 if stale is not None:
-                    headers["x-cache"] = "stale"
+                    headers["x-cache"] = _note_cache("stale")
                     return ExecutionResult(
                         data=stale[0], errors=None, extensions=_stale_extensions(stale[1])
                     )
             return result
         if context.scope.stale_s > 0:  # built from stale entries: say so, do not store it
-            headers["x-cache"] = "stale"
+            headers["x-cache"] = _note_cache("stale")
             extensions = {**(result.extensions or {}), **_stale_extensions(context.scope.stale_s)}
             return ExecutionResult(data=result.data, errors=None, extensions=extensions)
         if result.data is not None:
@@ -304,8 +344,15 @@ class PropintelGraphQL(GraphQL[Context, None]):
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
         response: GraphQLHTTPResponse = {"data": result.data}
+        record = current_request.get()
         if result.errors:
-            response["errors"] = [self._format_error(error) for error in result.errors]
+            errors = [self._format_error(error) for error in result.errors]
+            response["errors"] = errors  # type: ignore[typeddict-item]
+            if record is not None:  # a batch with an error in any operation: "error"
+                record.outcome = "error"
+                record.error_codes.extend(error["extensions"]["code"] for error in errors)
+        elif record is not None and record.outcome is None:
+            record.outcome = "ok"
         if result.extensions:
             response["extensions"] = result.extensions
         return response
@@ -345,6 +392,24 @@ def _is_subscription(query: str | None, operation_name: str | None) -> bool:
         return False  # Strawberry reports the syntax error
     operation = get_operation_ast(document, operation_name)
     return operation is not None and operation.operation is OperationType.SUBSCRIPTION
+
+
+def _note_cache(result: str) -> str:
+    """The whole-operation cache's answer, in the request's record and the x-cache header."""
+    request = current_request.get()
+    if request is not None:
+        request.cache = result
+    return result
+
+
+def _fell_back() -> bool:
+    request = current_request.get()
+    return request is not None and request.executor == FALLBACK
+
+
+def _code_of(error: GraphQLError) -> str:
+    code = (error.extensions or {}).get("code")
+    return str(code) if code is not None else error_code(error).value
 
 
 def _principal(request: Request) -> Principal:

@@ -40,6 +40,9 @@ from app.context import Context
 from app.errors import ErrorCode
 from app.graphql.query_limits import QueryAnalyzer
 from app.settings import Profile
+from app.telemetry import metrics
+from app.telemetry.labels import Children
+from app.telemetry.operations import OperationNames
 
 logger = logging.getLogger("propintel.graphql")
 
@@ -49,6 +52,8 @@ ONLY_SUBSCRIPTIONS = (
     "to /graphql."
 )
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+_requests = Children(metrics.graphql_requests)
+_errors = Children(metrics.graphql_errors)
 
 
 def credential_headers(params: dict[str, Any]) -> dict[str, str]:
@@ -106,12 +111,28 @@ class SubscriptionHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         refusal = self._refusal(message) if self.connection_acknowledged else None
+        if self.connection_acknowledged:
+            self._count(message, refusal)
         if refusal is not None:
             # Never registered as an operation: the id stays free, nothing runs.
             error = {"id": message["id"], "type": "error", "payload": [refusal]}
             await self.send_message(cast(Message, error))
             return
         await super().handle_subscribe(message)
+
+    def _count(self, message: SubscribeMessage, refusal: dict[str, Any] | None) -> None:
+        """Each subscription once, when it is asked for: admitted (ok) or refused (its
+        error's code is counted as it is sent, as every error of `next` and `error` is)."""
+        payload: Any = message.get("payload")
+        name = payload.get("operationName") if isinstance(payload, dict) else None
+        query = payload.get("query") if isinstance(payload, dict) else None
+        analyzer: QueryAnalyzer | None = getattr(self.view, "analyzer", None)
+        if not isinstance(name, str) and isinstance(query, str) and analyzer is not None:
+            chosen = analyzer.operation(query, None)  # the limits' cached parse
+            name = chosen.name.value if chosen is not None and chosen.name is not None else None
+        names: OperationNames = self.view.operation_names  # type: ignore[attr-defined]
+        label = names.label(name if isinstance(name, str) else None)
+        _requests("subscription", label, "ok" if refusal is None else "rejected").inc()
 
     def _refusal(self, message: SubscribeMessage) -> dict[str, Any] | None:
         payload: Any = message.get("payload")
@@ -159,8 +180,11 @@ class SubscriptionHandler(BaseGraphQLTransportWSHandler[Context, None]):
         payload: Any = message.get("payload")
         if message["type"] == "next" and isinstance(payload, dict) and payload.get("errors"):
             payload["errors"] = [self._with_code(error) for error in payload["errors"]]
+            _count_errors(payload["errors"])
         elif message["type"] == "error" and isinstance(payload, list):
-            message["payload"] = [self._with_code(error) for error in payload]  # type: ignore[misc]
+            errors = [self._with_code(error) for error in payload]
+            message["payload"] = errors  # type: ignore[typeddict-item]
+            _count_errors(errors)
         await super().send_message(message)
 
     def _with_code(self, error: dict[str, Any]) -> dict[str, Any]:
@@ -189,3 +213,8 @@ class SubscriptionHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if production:
             message = _SUGGESTION.sub("", message).rstrip()
         return {**error, "message": message, "extensions": extensions}
+
+
+def _count_errors(errors: list[dict[str, Any]]) -> None:
+    for error in errors:
+        _errors(str((error.get("extensions") or {}).get("code", "INTERNAL_SERVER_ERROR"))).inc()

@@ -1,0 +1,124 @@
+"""The edge of every HTTP request and websocket: its record, its id, its access line and its
+request metrics.
+
+Pure ASGI (it is on the hot path): per request a record, a contextvar token and one closure.
+The record (app/telemetry/request.py) is what the gate, the view and the executor fill in;
+at the end this middleware writes one access line and counts the request. Every label tuple
+is bounded (routes, status classes, allow-listed operation names, outcomes, error codes).
+
+`X-Request-ID`: an inbound one is kept when it is short and made of safe characters (an id a
+proxy or a client chose, so their logs and ours join), else one is made; it is echoed on the
+response (and on the websocket's handshake answer).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from os import urandom
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.telemetry import metrics
+from app.telemetry.labels import Children
+from app.telemetry.logging import access_logger
+from app.telemetry.operations import OperationNames
+from app.telemetry.request import UNKNOWN, RequestRecord, current_request
+
+REQUEST_ID = b"x-request-id"
+_SAFE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+ROUTES = frozenset({"/graphql", "/metrics", "/healthz", "/readyz", "/"})
+"""`http_requests`' route label: one of these, else `other` (never a path a client made up)."""
+_STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+
+
+class Observe:
+    def __init__(self, app: ASGIApp, *, operations: OperationNames) -> None:
+        self.app = app
+        self.operations = operations
+        self.log = access_logger()
+        self.http_requests = Children(metrics.http_requests)
+        self.graphql_requests = Children(metrics.graphql_requests)
+        self.graphql_duration = Children(metrics.graphql_request_duration)
+        self.graphql_errors = Children(metrics.graphql_errors)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+        request_id = _inbound_id(scope["headers"])
+        if request_id is None:
+            request_id = urandom(16).hex()
+        header = (REQUEST_ID, request_id.encode())
+        record = RequestRecord(
+            request_id, scope["method"] if kind == "http" else "WS", scope["path"]
+        )
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            kind = message["type"]
+            if kind == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            elif kind == "websocket.accept":
+                status = 101
+                message["headers"] = [*message.get("headers", ()), header]
+            elif kind == "websocket.close" and status == 0:
+                status = 403  # closed before the handshake: the server answers 403
+            await send(message)
+
+        token = current_request.set(record)
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_id)
+        except BaseException:
+            if status == 0:
+                status = 500  # Starlette's outermost handler answers it
+            if record.outcome is not None or record.operation_type is not None:
+                record.outcome = "error"
+                record.error_codes.append("INTERNAL_SERVER_ERROR")
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            self._finish(record, status, elapsed)
+            current_request.reset(token)
+
+    def _finish(self, record: RequestRecord, status: int, elapsed: float) -> None:
+        path = record.path
+        status_class = _STATUS_CLASSES[status // 100 - 1] if 100 <= status < 600 else "5xx"
+        self.http_requests(path if path in ROUTES else "other", status_class).inc()
+        operation_type = record.operation_type or UNKNOWN
+        if record.outcome is not None:  # a GraphQL request (answered, or refused at the gate)
+            operation = self.operations.label(record.operation_name)
+            self.graphql_requests(operation_type, operation, record.outcome).inc()
+            self.graphql_duration(operation_type, operation).observe(elapsed)
+            for code in record.error_codes:
+                self.graphql_errors(code).inc()
+        # Never a header's value, the query string, variables or the document: what a caller
+        # sent stays out of the logs (the operation name is the client's label for it).
+        self.log.info(
+            "request",
+            request_id=record.request_id,
+            method=record.method,
+            path=path,
+            status=status,
+            duration_ms=round(elapsed * 1000, 3),
+            operation=record.operation_name,
+            operation_type=record.operation_type,
+            outcome=record.outcome,
+            cache=record.cache,
+            executor=record.executor,
+            sql_statements=record.sql_statements,
+            role=record.role,
+            cost=record.cost,
+            errors=record.error_codes or None,
+        )
+
+
+def _inbound_id(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == REQUEST_ID:
+            return value.decode() if _SAFE_ID.fullmatch(value) else None
+    return None
