@@ -219,10 +219,13 @@ class Database:
         self._pool_lock = asyncio.Lock()
         self._compiled: dict[int, tuple[sa.Executable, _Compiled]] = {}
         self._metrics = _instruments()
-        # Pool sizes are added while this handle lives and taken back at `dispose`, so a
-        # process's gauges add up its handles (a short-lived one in `serve`'s parent too).
+        # Pool sizes (what each pool may open) are added while this handle lives and taken
+        # back at `dispose`, so a process's gauges add up its handles (a short-lived one in
+        # `serve`'s parent too).
         self._writes_size = _most_connections(engine)
+        self._reads_size = pool_size if self.is_postgresql else 0  # the pool opens lazily
         self._metrics.writes.size.inc(self._writes_size)
+        self._metrics.reads.size.inc(self._reads_size)
         self._disposed = False
 
     @property
@@ -247,7 +250,6 @@ class Database:
                             "statement_timeout": str(self._statement_timeout_ms),
                         },
                     )
-                    self._metrics.reads.size.inc(self._pool_size)
         return self._pool
 
     def _compile(self, statement: sa.Executable, *, cache: bool) -> _Compiled:
@@ -321,10 +323,10 @@ class Database:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
-            self._metrics.reads.size.dec(self._pool_size)
         if not self._disposed:
             self._disposed = True
             self._metrics.writes.size.dec(self._writes_size)
+            self._metrics.reads.size.dec(self._reads_size)
         await self.engine.dispose()
 
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
@@ -18,9 +20,13 @@ from app.http.metrics import metrics_route
 from app.jobs import periodic
 from app.jobs.metrics import JobCatalogue
 from app.jobs.registry import Job, JobRegistry
+from db import tables
 from db.engine import Database, create_engine
+from db.repositories import jobs as jobs_repo
 from tests.support.apps import AppFactory, RunningApp, running_app
 from tests.support.graphql import gql
+from tests.support.jobs import database as jobs_database
+from tests.support.jobs import empty_pg_database
 from tests.support.live import free_port
 from tests.support.prod import prod_settings
 from tests.support.settings import new_namespace, redis_cache_settings, settings_for
@@ -242,3 +248,42 @@ async def test_the_scrape_answers_without_the_database() -> None:
 
 async def _noop(_job: Job) -> None:
     return None
+
+
+@pytest.fixture(scope="module")
+def queue_url() -> Iterator[str]:
+    with empty_pg_database("metrics_queue") as url:
+        yield url
+
+
+async def test_the_purge_keeps_each_kinds_last_success(queue_url: str) -> None:
+    """SUCCEEDED jobs go after a day, but each kind's newest stays: a weekly job's last
+    success must outlive the day (propintel_job_last_success_timestamp_seconds)."""
+    db = jobs_database(queue_url)
+    try:
+        async with db.begin() as conn:
+            for _ in range(3):
+                await jobs_repo.enqueue(conn, "jobs.noop", {})
+            await jobs_repo.enqueue(conn, "jobs.sleep", {"seconds": 0})
+        long_ago = datetime.now(UTC) - timedelta(days=3)
+        async with db.begin() as conn:
+            await conn.execute(
+                sa.update(tables.jobs).values(status="SUCCEEDED", finished_at=long_ago)
+            )
+        now = datetime.now(UTC)
+        deleted, _, _ = await jobs_repo.purge(
+            db,
+            succeeded_before=now - timedelta(days=1),
+            workers_before=now,
+            periods_before=now,
+        )
+        kept = await jobs_repo.job_rows(db)
+        state = await jobs_repo.queue_metrics(db, ["jobs.noop", "jobs.sleep", "jobs.purge"])
+    finally:
+        await db.dispose()
+    assert deleted == 2
+    assert sorted(job.kind for job in kept) == ["jobs.noop", "jobs.sleep"]
+    assert [job.id for job in kept] == [3, 4]  # the newest noop (1..3) and the sleep (4)
+    assert abs(state.last_success["jobs.noop"].timestamp() - long_ago.timestamp()) < 1
+    assert "jobs.purge" not in state.last_success  # never succeeded: no series
+    assert state.depth == {"QUEUED": 0, "RUNNING": 0, "RETRYING": 0, "DEAD": 0}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -30,7 +31,8 @@ from tests.support.databases import (
     pg_database_name,
 )
 from tests.support.documents import PRICE_LIST, PROPERTY, STATS
-from tests.support.live import LiveServer, live_server_process
+from tests.support.jobs import empty_pg_database
+from tests.support.live import LiveServer, free_port, live_server_process
 from tests.support.settings import REDIS_URL, new_namespace
 
 POOL_SIZE = 3
@@ -148,6 +150,13 @@ def server(database: str, directory: Path) -> Iterator[LiveServer]:
     }
     with live_server_process(env, args=["--workers", "2"], timeout=120) as live:
         assert not (directory / "counter_999999.db").exists(), "the directory is wiped at start"
+
+        def both_up() -> bool:  # readyz answered from one; the other may still be starting
+            workers = worker_pids(live.process.pid)
+            files = {int(f.stem.rpartition("_")[2]) for f in directory.glob("gauge_livesum_*.db")}
+            return len(workers) == 2 and workers <= files
+
+        assert eventually(both_up, timeout=60), "both workers built their app"
         yield live
     # Stopped cleanly, each worker marked itself dead in its lifespan shutdown: what live
     # gauges remain are the parent's (it read the database before starting them).
@@ -265,3 +274,49 @@ def test_a_killed_workers_live_gauges_leave_the_sum(server: LiveServer, director
     # Counters keep the dead worker's share: the total did not go down.
     assert total(after, "propintel_db_statements") >= statements_before
     assert total(after, "propintel_breaker_state", dependency="postgresql", state="CLOSED") == 1
+
+
+def test_a_worker_process_serves_its_own_metrics(tmp_path: Path) -> None:
+    """`propintel worker` is not one of serve's workers: it serves its own registry on
+    PROPINTEL_WORKER_METRICS_PORT, and writes nothing into a multiprocess directory that a
+    server would sum (even when the environment names one)."""
+    with empty_pg_database("metrics_worker") as url:  # its periodic tasks run at once
+        found = _worker_metrics(url, tmp_path)
+    assert total(found, "propintel_build_info") == 1
+    assert total(found, "propintel_db_pool_size", pool="writes") > 0
+    assert ("propintel_jobs_total", {"job": "other", "outcome": "dead"}, 0.0) in found[
+        "propintel_jobs"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+def _worker_metrics(url: str, directory: Path) -> Families:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "PROPINTEL_WORKER_METRICS_PORT": str(port),
+        "PROMETHEUS_MULTIPROC_DIR": str(directory),
+    }
+    command = [sys.executable, "-m", "app.cli", "worker", "--log-level", "warning"]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+
+        def served() -> Families | None:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+            except httpx.TransportError:
+                return None
+            found = parse(response.text)
+            # Its periodic lease recovery runs at start.
+            ran = total(found, "propintel_jobs", job="jobs.recover-leases", outcome="succeeded")
+            return found if ran >= 1 else None
+
+        found: Families | None = eventually(served, timeout=90)
+        assert found, "the worker's metrics, with its first job run"
+        return found
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
