@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.telemetry import metrics
 from app.telemetry.labels import Children
-from app.telemetry.logging import access_logger
+from app.telemetry.logging import write_access
 from app.telemetry.operations import OperationNames
 from app.telemetry.request import UNKNOWN, RequestRecord, current_request
 
@@ -36,7 +36,6 @@ class Observe:
     def __init__(self, app: ASGIApp, *, operations: OperationNames) -> None:
         self.app = app
         self.operations = operations
-        self.log = access_logger()
         self.http_requests = Children(metrics.http_requests)
         self.graphql_requests = Children(metrics.graphql_requests)
         self.graphql_duration = Children(metrics.graphql_request_duration)
@@ -98,22 +97,23 @@ class Observe:
                 self.graphql_errors(code).inc()
         # Never a header's value, the query string, variables or the document: what a caller
         # sent stays out of the logs (the operation name is the client's label for it).
-        self.log.info(
-            "request",
-            request_id=record.request_id,
-            method=record.method,
-            path=path,
-            status=status,
-            duration_ms=round(elapsed * 1000, 3),
-            operation=record.operation_name,
-            operation_type=record.operation_type,
-            outcome=record.outcome,
-            cache=record.cache,
-            executor=record.executor,
-            sql_statements=record.sql_statements,
-            role=record.role,
-            cost=record.cost,
-            errors=record.error_codes or None,
+        write_access(
+            {
+                "request_id": record.request_id,
+                "method": record.method,
+                "path": path,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 3),
+                "operation": record.operation_name,
+                "operation_type": record.operation_type,
+                "outcome": record.outcome,
+                "cache": record.cache,
+                "executor": record.executor,
+                "sql_statements": record.sql_statements,
+                "role": record.role,
+                "cost": record.cost,
+                "errors": record.error_codes or None,
+            }
         )
 
 

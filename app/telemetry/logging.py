@@ -1,11 +1,16 @@
 """Structured logs (structlog): JSON lines in prod, readable lines in dev.
 
-Two ways in, one renderer out. Our own events (the access line, app/http/observe.py) take
-structlog's fast path: a filtering bound logger that renders with orjson and writes bytes,
-no `logging.LogRecord` in between (it runs once per request). Everything logged through the
-standard library — our modules' `logging.getLogger(...)`, uvicorn, asyncpg, SQLAlchemy —
-reaches the same processors and renderer through `structlog.stdlib.ProcessorFormatter` on
-the root logger. uvicorn's own access log is silenced: our access line replaces it.
+Two ways in, one renderer out. Our own events take structlog's fast path: a filtering bound
+logger that renders with orjson and writes bytes, no `logging.LogRecord` in between.
+Everything logged through the standard library — our modules' `logging.getLogger(...)`,
+uvicorn, asyncpg, SQLAlchemy — reaches the same processors and renderer through
+`structlog.stdlib.ProcessorFormatter` on the root logger. uvicorn's own access log is
+silenced: our access line replaces it.
+
+The access line (`write_access`, once per request: app/http/observe.py) is the one event on
+the hot path. In JSON it skips even structlog's processor chain (a context copy, five calls,
+a datetime): the same fields, rendered by orjson and written in one call, ~1 µs instead of ~8;
+in console mode it goes through structlog like any other event.
 
 Every line written while a request runs carries its `request_id` (and `trace_id`/`span_id`
 when a span is current), read from the request's record: nothing binds them per request.
@@ -16,7 +21,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, TextIO
+import time
+from collections.abc import Callable
+from typing import IO, Any, TextIO
 
 import orjson
 import structlog
@@ -43,6 +50,58 @@ def add_request_context(_logger: WrappedLogger, _method: str, event: EventDict) 
     return event
 
 
+AccessWriter = Callable[[dict[str, Any]], None]
+
+
+def _through_structlog(fields: dict[str, Any]) -> None:
+    structlog.get_logger().info("request", logger=ACCESS_LOGGER, **fields)
+
+
+_write_access: AccessWriter = _through_structlog
+"""Unconfigured (tests, benches that build the app themselves): structlog's defaults."""
+
+
+def write_access(fields: dict[str, Any]) -> None:
+    """One request's access line (`fields`: what app/http/observe.py recorded)."""
+    _write_access(fields)
+
+
+def _json_access(out: IO[bytes]) -> AccessWriter:
+    write, flush = out.write, out.flush
+    options = orjson.OPT_APPEND_NEWLINE
+
+    def access(fields: dict[str, Any]) -> None:
+        line = {"event": "request", "logger": ACCESS_LOGGER, "level": "info", **fields}
+        line["timestamp"] = _timestamp()
+        if tracing.active():
+            context = trace.get_current_span().get_span_context()
+            if context.is_valid:
+                line["trace_id"] = format(context.trace_id, "032x")
+                line["span_id"] = format(context.span_id, "016x")
+        write(orjson.dumps(line, default=str, option=options))
+        flush()  # a line at a time: shippers read lines, and a crash loses none
+
+    return access
+
+
+def _no_access(fields: dict[str, Any]) -> None:
+    pass
+
+
+_second = -1
+_second_text = ""
+
+
+def _timestamp() -> str:
+    """What TimeStamper(fmt="iso", utc=True) writes, formatting the date once a second."""
+    global _second, _second_text
+    now = time.time()
+    second = int(now)
+    if second != _second:
+        _second, _second_text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{_second_text}.{int((now - second) * 1_000_000):06d}Z"
+
+
 def _json_bytes(event: EventDict, **_: Any) -> bytes:
     # default=str: an odd value (a Path, an exception) still renders instead of failing
     return orjson.dumps(event, default=str)
@@ -62,6 +121,7 @@ def level_number(level: str) -> int:
 def configure_logging(json: bool, level: str = "info", *, stream: TextIO | None = None) -> None:
     """Sets up structlog and the standard library's root logger; safe to call again (the
     `serve` process configures before uvicorn starts, each worker in the app factory)."""
+    global _write_access
     out = stream or sys.stdout
     threshold = level_number(level)
     shared: list[Processor] = [
@@ -107,8 +167,9 @@ def configure_logging(json: bool, level: str = "info", *, stream: TextIO | None 
     access.handlers = []
     access.propagate = False
     access.disabled = True
-
-
-def access_logger() -> Any:
-    """The access line's logger (structlog's fast path; its level is the configured one)."""
-    return structlog.get_logger().bind(logger=ACCESS_LOGGER)
+    if threshold > logging.INFO:
+        _write_access = _no_access
+    elif json:
+        _write_access = _json_access(out.buffer)
+    else:
+        _write_access = _through_structlog
