@@ -259,7 +259,9 @@ def test_every_panel_and_rule_returns_data_from_a_live_server(
     checks = query_checks()
     with (
         worker_process(env, tmp_path / "worker.log") as worker,
-        live_server(env, args=["--workers", "2"]) as base,
+        # 120 s: on a busy machine uvicorn may restart a worker slow to answer its first
+        # health ping (5 s) before the server is ready.
+        live_server(env, args=["--workers", "2"], timeout=120) as base,
         running_prometheus(
             config_for(
                 {"propintel-api": base.removeprefix("http://"), "propintel-worker": worker.ready()}
@@ -267,6 +269,12 @@ def test_every_panel_and_rule_returns_data_from_a_live_server(
             tmp_path,
         ) as prometheus,
     ):
+        # Scraped before the load too, so that rates see it (discovery hands Prometheus its
+        # targets a few seconds after start).
+        deadline = time.monotonic() + DATA_WITHIN_S
+        while len(prometheus.query("up == 1")["data"]["result"]) < 2:
+            assert time.monotonic() < deadline, prometheus.targets()
+            time.sleep(0.2)
         seen = asyncio.run(send_load(base))
         assert seen["ok"] >= 300, seen
         assert seen["errors"] == 2, seen
