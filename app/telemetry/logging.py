@@ -23,7 +23,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from typing import IO, Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import orjson
 import structlog
@@ -66,7 +66,7 @@ def write_access(fields: dict[str, Any]) -> None:
     _write_access(fields)
 
 
-def _json_access(out: IO[bytes]) -> AccessWriter:
+def _json_access(out: BinaryIO) -> AccessWriter:
     write, flush = out.write, out.flush
     options = orjson.OPT_APPEND_NEWLINE
 
@@ -129,12 +129,16 @@ def configure_logging(json: bool, level: str = "info", *, stream: TextIO | None 
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         add_request_context,
     ]
+    binary: BinaryIO | None = getattr(out, "buffer", None)  # None: a text-only stream
     if json:
         # One line per event: a traceback becomes the `exception` string field.
         tail: list[Processor] = [structlog.processors.format_exc_info]
-        native: Processor = structlog.processors.JSONRenderer(serializer=_json_bytes)
         foreign: Processor = structlog.processors.JSONRenderer(serializer=_json_text)
-        factory: Any = structlog.BytesLoggerFactory(file=out.buffer)
+        native: Processor = foreign
+        factory: Any = structlog.WriteLoggerFactory(file=out)
+        if binary is not None:
+            native = structlog.processors.JSONRenderer(serializer=_json_bytes)
+            factory = structlog.BytesLoggerFactory(file=binary)
     else:
         tail = []
         # Plain tracebacks: rich's show the frames' locals, which may hold a credential.
@@ -169,7 +173,7 @@ def configure_logging(json: bool, level: str = "info", *, stream: TextIO | None 
     access.disabled = True
     if threshold > logging.INFO:
         _write_access = _no_access
-    elif json:
-        _write_access = _json_access(out.buffer)
+    elif json and binary is not None:
+        _write_access = _json_access(binary)
     else:
         _write_access = _through_structlog
