@@ -147,7 +147,7 @@ def test_each_request_has_a_json_access_line(prod: Server) -> None:
     assert (line["method"], line["path"], line["status"]) == ("POST", "/graphql", 200)
     assert isinstance(line["duration_ms"], float)
     assert line["duration_ms"] > 0
-    assert (line["operation"], line["operation_type"]) == ("LoggedLocalities", "query")
+    assert (line["operation_name"], line["operation_type"]) == ("LoggedLocalities", "query")
     assert line["outcome"] == "ok"
     assert line["role"] == "admin"
     assert isinstance(line["sql_statements"], int)
@@ -161,7 +161,11 @@ def test_each_request_has_a_json_access_line(prod: Server) -> None:
     refused = httpx.post(f"{prod.base}/graphql", content=b"{}", headers={"X-Request-ID": "bad-1"})
     assert refused.status_code == 415
     line = access_line(prod, "bad-1")
-    assert (line["status"], line["outcome"], line["errors"]) == (415, "rejected", ["BAD_REQUEST"])
+    assert (line["status"], line["outcome"], line["error_codes"]) == (
+        415,
+        "rejected",
+        ["BAD_REQUEST"],
+    )
     assert line["operation_type"] is None
     assert line["role"] is None
 

@@ -12,6 +12,7 @@ import httpx
 from prometheus_client import REGISTRY
 
 from app.asgi import create_app
+from app.telemetry.labels import TALLY
 from tests.support.apps import running_app
 from tests.support.settings import settings_for
 from tests.support.ws import GraphQLWS, uvicorn_serving
@@ -24,6 +25,7 @@ def sample(name: str, **labels: str) -> Sample:
 
 
 def read(key: Sample) -> float:
+    TALLY.flush()  # the edge writes its counts in batches (app/telemetry/labels.py)
     name, labels = key
     return REGISTRY.get_sample_value(name, dict(labels)) or 0.0
 

@@ -35,7 +35,7 @@ from app.http.media import GRAPHQL_RESPONSE, as_graphql_response, preferred_medi
 from app.http.rate_limits import RateLimiter
 from app.settings import Profile, Settings
 from app.telemetry import metrics
-from app.telemetry.labels import Children
+from app.telemetry.labels import BatchedCounter, BatchedHistogram
 from app.telemetry.request import RequestRecord, current_request
 
 logger = logging.getLogger("propintel.gate")
@@ -49,6 +49,8 @@ SIMPLE_CONTENT_TYPES = frozenset(
     {"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"}
 )
 """The CORS-safelisted content types: a browser sends them cross-site without a preflight."""
+_QUERY_COSTS = BatchedHistogram(metrics.graphql_query_cost)
+_RATE_LIMIT_DECISIONS = BatchedCounter(metrics.ratelimit_decisions)
 CSRF_REFUSAL = (
     "This request has been blocked as a potential Cross-Site Request Forgery (CSRF): add a "
     "non-empty `X-Propintel-CSRF` header (or `Apollo-Require-Preflight`), or POST it as "
@@ -77,8 +79,8 @@ class Gate:
             "user": settings.query_limits_user,
             "admin": settings.query_limits_admin,
         }
-        self.costs = Children(metrics.graphql_query_cost)
-        self.decisions = Children(metrics.ratelimit_decisions)
+        self.costs = _QUERY_COSTS
+        self.decisions = _RATE_LIMIT_DECISIONS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -129,7 +131,7 @@ class Gate:
             request.role = principal.role_name
         if self.rate_limiter is not None:
             refusal = await self.rate_limiter.check(principal)
-            self.decisions(principal.role_name, "allowed" if refusal is None else "limited").inc()
+            self.decisions.inc(principal.role_name, "allowed" if refusal is None else "limited")
             if refusal is not None:
                 await _refuse(
                     send,
@@ -246,7 +248,7 @@ class Gate:
                 chosen = self.analyzer.operation(query, name)
                 kind = chosen.operation if chosen is not None else None
             if kind is not None:  # else not measured: validation reports the document
-                self.costs(kind.value).observe(measure.cost)
+                self.costs.observe(measure.cost, kind.value)
                 cost += measure.cost
         if request is not None:
             request.cost = cost

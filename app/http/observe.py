@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import re
 import time
+from itertools import count
 from os import urandom
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.telemetry import metrics
-from app.telemetry.labels import Children
+from app.telemetry.labels import TALLY, BatchedCounter, BatchedHistogram
 from app.telemetry.logging import write_access
 from app.telemetry.operations import OperationNames
 from app.telemetry.request import UNKNOWN, RequestRecord, current_request
@@ -30,16 +31,24 @@ _SAFE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 ROUTES = frozenset({"/graphql", "/metrics", "/healthz", "/readyz", "/"})
 """`http_requests`' route label: one of these, else `other` (never a path a client made up)."""
 _STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+_ID_PREFIX = urandom(10).hex()
+_sequence = count(1)
+"""Made ids: 32 hex digits, a random prefix per process and a sequence (unique without a
+system call per request; an id names a request, it is no secret)."""
+_HTTP_REQUESTS = BatchedCounter(metrics.http_requests)
+_GRAPHQL_REQUESTS = BatchedCounter(metrics.graphql_requests)
+_GRAPHQL_DURATION = BatchedHistogram(metrics.graphql_request_duration)
+_GRAPHQL_ERRORS = BatchedCounter(metrics.graphql_errors)
 
 
 class Observe:
     def __init__(self, app: ASGIApp, *, operations: OperationNames) -> None:
         self.app = app
         self.operations = operations
-        self.http_requests = Children(metrics.http_requests)
-        self.graphql_requests = Children(metrics.graphql_requests)
-        self.graphql_duration = Children(metrics.graphql_request_duration)
-        self.graphql_errors = Children(metrics.graphql_errors)
+        self.http_requests = _HTTP_REQUESTS
+        self.graphql_requests = _GRAPHQL_REQUESTS
+        self.graphql_duration = _GRAPHQL_DURATION
+        self.graphql_errors = _GRAPHQL_ERRORS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -48,7 +57,7 @@ class Observe:
             return
         request_id = _inbound_id(scope["headers"])
         if request_id is None:
-            request_id = urandom(16).hex()
+            request_id = f"{_ID_PREFIX}{next(_sequence):012x}"
         header = (REQUEST_ID, request_id.encode())
         record = RequestRecord(
             request_id, scope["method"] if kind == "http" else "WS", scope["path"]
@@ -86,35 +95,21 @@ class Observe:
 
     def _finish(self, record: RequestRecord, status: int, elapsed: float) -> None:
         path = record.path
+        if path == "/metrics":
+            TALLY.flush()  # what this process counted so far, for the scrape
         status_class = _STATUS_CLASSES[status // 100 - 1] if 100 <= status < 600 else "5xx"
-        self.http_requests(path if path in ROUTES else "other", status_class).inc()
-        operation_type = record.operation_type or UNKNOWN
+        self.http_requests.inc(path if path in ROUTES else "other", status_class)
         if record.outcome is not None:  # a GraphQL request (answered, or refused at the gate)
+            operation_type = record.operation_type or UNKNOWN
             operation = self.operations.label(record.operation_name)
-            self.graphql_requests(operation_type, operation, record.outcome).inc()
-            self.graphql_duration(operation_type, operation).observe(elapsed)
+            self.graphql_requests.inc(operation_type, operation, record.outcome)
+            self.graphql_duration.observe(elapsed, operation_type, operation)
             for code in record.error_codes:
-                self.graphql_errors(code).inc()
-        # Never a header's value, the query string, variables or the document: what a caller
-        # sent stays out of the logs (the operation name is the client's label for it).
-        write_access(
-            {
-                "request_id": record.request_id,
-                "method": record.method,
-                "path": path,
-                "status": status,
-                "duration_ms": round(elapsed * 1000, 3),
-                "operation": record.operation_name,
-                "operation_type": record.operation_type,
-                "outcome": record.outcome,
-                "cache": record.cache,
-                "executor": record.executor,
-                "sql_statements": record.sql_statements,
-                "role": record.role,
-                "cost": record.cost,
-                "errors": record.error_codes or None,
-            }
-        )
+                self.graphql_errors.inc(code)
+        TALLY.due()  # this request's counts (and the gate's) are written within a moment
+        # The record holds no header's value, query string, variable or document: what a
+        # caller sent stays out of the logs (the operation name is the client's label for it).
+        write_access(record, status, elapsed * 1000)
 
 
 def _inbound_id(headers: list[tuple[bytes, bytes]]) -> str | None:

@@ -9,8 +9,9 @@ silenced: our access line replaces it.
 
 The access line (`write_access`, once per request: app/http/observe.py) is the one event on
 the hot path. In JSON it skips even structlog's processor chain (a context copy, five calls,
-a datetime): the same fields, rendered by orjson and written in one call, ~1 µs instead of ~8;
-in console mode it goes through structlog like any other event.
+a datetime): the same fields rendered by orjson, a third of the time; and it is flushed
+within FLUSH_WITHIN_S rather than at once. In console mode it goes through structlog like
+any other event.
 
 Every line written while a request runs carries its `request_id` (and `trace_id`/`span_id`
 when a span is current), read from the request's record: nothing binds them per request.
@@ -19,6 +20,8 @@ A traceback is a field of the line (`exception`), never lines of its own.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 import sys
 import time
@@ -31,7 +34,7 @@ from opentelemetry import trace
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from app.telemetry import tracing
-from app.telemetry.request import current_request
+from app.telemetry.request import RequestRecord, current_request
 
 ACCESS_LOGGER = "propintel.access"
 _LEVELS = {"trace": 5, "debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
@@ -50,41 +53,84 @@ def add_request_context(_logger: WrappedLogger, _method: str, event: EventDict) 
     return event
 
 
-AccessWriter = Callable[[dict[str, Any]], None]
+AccessWriter = Callable[[RequestRecord, int, float], None]
 
 
-def _through_structlog(fields: dict[str, Any]) -> None:
-    structlog.get_logger().info("request", logger=ACCESS_LOGGER, **fields)
+def _through_structlog(record: RequestRecord, status: int, duration_ms: float) -> None:
+    fields = {name: getattr(record, name) for name in _RECORD_FIELDS}
+    structlog.get_logger().info(
+        "request", logger=ACCESS_LOGGER, status=status, duration_ms=round(duration_ms, 3), **fields
+    )
 
 
+_RECORD_FIELDS = tuple(field.name for field in dataclasses.fields(RequestRecord))
 _write_access: AccessWriter = _through_structlog
 """Unconfigured (tests, benches that build the app themselves): structlog's defaults."""
 
 
-def write_access(fields: dict[str, Any]) -> None:
-    """One request's access line (`fields`: what app/http/observe.py recorded)."""
-    _write_access(fields)
+def write_access(record: RequestRecord, status: int, duration_ms: float) -> None:
+    """One request's access line: its status and duration, and every field of its record
+    (app/telemetry/request.py: what the edge, the gate, the view and the executor noted)."""
+    _write_access(record, status, duration_ms)
+
+
+FLUSH_WITHIN_S = 0.05
+"""Access lines reach the stream within this: one write for all the lines of a busy moment,
+not a system call per request (any other log line flushes them at once, in order)."""
 
 
 def _json_access(out: BinaryIO) -> AccessWriter:
     write, flush = out.write, out.flush
     options = orjson.OPT_APPEND_NEWLINE
+    flushing_on: asyncio.AbstractEventLoop | None = None
 
-    def access(fields: dict[str, Any]) -> None:
-        line = {"event": "request", "logger": ACCESS_LOGGER, "level": "info", **fields}
-        line["timestamp"] = _timestamp()
+    def flush_now() -> None:
+        nonlocal flushing_on
+        flushing_on = None
+        flush()
+
+    def access(record: RequestRecord, status: int, duration_ms: float) -> None:
+        nonlocal flushing_on
+        # A dict literal: half the cost of orjson walking the dataclass's fields.
+        line = {
+            "event": "request",
+            "logger": ACCESS_LOGGER,
+            "level": "info",
+            "timestamp": _timestamp(),
+            "request_id": record.request_id,
+            "method": record.method,
+            "path": record.path,
+            "status": status,
+            "duration_ms": round(duration_ms, 3),
+            "operation_name": record.operation_name,
+            "operation_type": record.operation_type,
+            "outcome": record.outcome,
+            "cache": record.cache,
+            "executor": record.executor,
+            "sql_statements": record.sql_statements,
+            "role": record.role,
+            "cost": record.cost,
+            "error_codes": record.error_codes,
+        }
         if tracing.active():
             context = trace.get_current_span().get_span_context()
             if context.is_valid:
                 line["trace_id"] = format(context.trace_id, "032x")
                 line["span_id"] = format(context.span_id, "016x")
-        write(orjson.dumps(line, default=str, option=options))
-        flush()  # a line at a time: shippers read lines, and a crash loses none
+        write(orjson.dumps(line, option=options))
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop to flush later from
+            flush()
+            return
+        if flushing_on is not loop:
+            flushing_on = loop
+            loop.call_later(FLUSH_WITHIN_S, flush_now)
 
     return access
 
 
-def _no_access(fields: dict[str, Any]) -> None:
+def _no_access(record: RequestRecord, status: int, duration_ms: float) -> None:
     pass
 
 
@@ -99,7 +145,8 @@ def _timestamp() -> str:
     second = int(now)
     if second != _second:
         _second, _second_text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-    return f"{_second_text}.{int((now - second) * 1_000_000):06d}Z"
+    # printf-style: a third cheaper than a format spec in an f-string (it runs per request)
+    return "%s.%06dZ" % (_second_text, (now - second) * 1_000_000)  # noqa: UP031
 
 
 def _json_bytes(event: EventDict, **_: Any) -> bytes:
