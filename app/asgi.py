@@ -4,8 +4,10 @@ the database engine."""
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import strawberry
 from starlette.applications import Starlette
@@ -28,24 +30,45 @@ from app.http.graphiql import graphiql_assets
 from app.http.headers import SecurityHeaders
 from app.http.health import healthz, readyz
 from app.http.json_door import GraphQLEndpoint
+from app.http.metrics import metrics_route, preinitialise
+from app.http.observe import Observe
 from app.http.rate_limits import RateLimiter
 from app.http.view import PropintelGraphQL
+from app.jobs.metrics import JobCatalogue
 from app.jobs.service import JobQueue
 from app.jobs.worker import Worker
 from app.settings import Profile, Settings, get_settings
 from app.settings.policies import database_dependency, redis_dependency
 from app.streams.broker import AlertBroker
+from app.telemetry import multiprocess
+from app.telemetry.labels import TALLY
+from app.telemetry.logging import configure_logging
+from app.telemetry.tracing import create_tracing
 from app.webhooks.service import WebhookService
 from db.engine import Database, create_engine
 from db.tls import asyncpg_ssl
 from schema import build_schema
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
 
 def create_app(
-    settings: Settings | None = None, *, schema: strawberry.Schema | None = None
+    settings: Settings | None = None,
+    *,
+    schema: strawberry.Schema | None = None,
+    span_exporter: SpanExporter | None = None,
 ) -> Starlette:
-    """`schema`: another schema than the product's (tests that add fields of their own)."""
+    """`schema`: another schema than the product's (tests that add fields of their own).
+    `span_exporter`: traces go there (tests: an in-memory exporter), as they would to
+    OTEL_EXPORTER_OTLP_ENDPOINT."""
     settings = settings or get_settings()
+    tracing = create_tracing(
+        settings.otel_endpoint,
+        service_name=settings.otel_service_name,
+        include_document=settings.otel_include_document,
+        exporter=span_exporter,
+    )
     postgresql = database_dependency(settings)
     redis = redis_dependency(settings)
     ssl = asyncpg_ssl(settings.db_sslmode, settings.db_sslrootcert)
@@ -87,15 +110,13 @@ def create_app(
     broker = AlertBroker(settings, db)
     # The in-process job worker (PROPINTEL_WORKER, default on; off when `propintel worker`
     # processes run the jobs). It trains models too, in a child process (Trainer).
-    worker = (
-        Worker(
-            db,
-            build_registry(db=db, settings=settings, broker=broker, models=models, trainer=trainer),
-            settings,
-        )
-        if settings.worker_enabled
-        else None
+    # Built with or without a worker here: /metrics names every job kind and period.
+    registry = build_registry(
+        db=db, settings=settings, broker=broker, models=models, trainer=trainer
     )
+    worker = Worker(db, registry, settings) if settings.worker_enabled else None
+    jobs_catalogue = JobCatalogue.of(registry)
+    preinitialise(jobs_catalogue)
     graphql = PropintelGraphQL(
         db=db,
         settings=settings,
@@ -123,9 +144,12 @@ def create_app(
         analyzer=analyzer,
     )
     graphql.analyzer = analyzer  # the same limits for subscriptions (app/http/ws.py)
+    graphql.tracing = tracing
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if tracing is not None:
+            tracing.start()  # first: startup's statements are traced too
         if caching is not None:
             await caching.start()
         await models.start()
@@ -149,6 +173,12 @@ def create_app(
             if caching is not None:
                 await caching.close()
             await db.dispose()
+            TALLY.flush()  # the request metrics still pending (app/telemetry/labels.py)
+            # This worker's live gauges leave the sum now (a killed one's leave at the next
+            # scrape: app/telemetry/multiprocess.py).
+            multiprocess.mark_dead(os.getpid())
+            if tracing is not None:
+                tracing.shutdown()  # last: flushes the spans of everything above
 
     app = Starlette(
         routes=[
@@ -159,10 +189,17 @@ def create_app(
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            metrics_route(settings, db, jobs_catalogue),
             *([] if production else [graphiql_assets()]),  # GraphiQL's own files
         ],
         lifespan=lifespan,
-        middleware=[Middleware(SecurityHeaders, production=production)],
+        middleware=[
+            # Outermost: the server span (continuing an incoming traceparent), then the
+            # request's record, id, access line and metrics (app/http/observe.py).
+            *([Middleware(tracing.asgi_middleware)] if tracing is not None else []),
+            Middleware(Observe, operations=graphql.operation_names),
+            Middleware(SecurityHeaders, production=production),
+        ],
     )
     app.state.db = db
     app.state.settings = settings
@@ -173,9 +210,13 @@ def create_app(
     app.state.worker = worker
     app.state.broker = broker
     app.state.dependencies = {"postgresql": postgresql, "redis": redis}
+    app.state.tracing = tracing
     return app
 
 
 def create_default_app() -> Starlette:
-    """uvicorn factory (`app.asgi:create_default_app`): settings from the environment."""
-    return create_app()
+    """uvicorn factory (`app.asgi:create_default_app`): settings from the environment. Each
+    worker process configures its logs here (`serve` spawns them)."""
+    settings = get_settings()
+    configure_logging(settings.logs_as_json, settings.log_level)
+    return create_app(settings)

@@ -1,4 +1,4 @@
-"""`propintel`: serve, worker, migrate, load-data.
+"""`propintel`: serve, worker, migrate, load-data, train, db-report.
 
 Exit codes: 0 success, 1 the command failed (the message says why), 2 bad arguments.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import re
 import sys
@@ -342,9 +343,17 @@ def initial_load_files(settings: Settings) -> list[Path]:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from app.telemetry import multiprocess
     from db.migrate import upgrade
 
+    # First: prometheus-client picks where values live when it is imported (in this
+    # process with one worker, in each worker process with several).
+    multiprocess.prepare(multiprocess.default_directory(args.port))
     settings = _settings()
+    level = _configure_logging(settings, args.log_level)
+    # The workers' app factory configures their logs from the settings: the same level.
+    os.environ["PROPINTEL_LOG_LEVEL"] = level
+    get_settings.cache_clear()
     if args.full_history:
         settings = settings.model_copy(update={"initial_load": InitialLoad.FULL})
     upgrade(settings.database_url)
@@ -361,30 +370,51 @@ def cmd_serve(args: argparse.Namespace) -> None:
     if args.no_worker:  # the app factory reads its settings from the environment
         os.environ["PROPINTEL_WORKER"] = "false"
         get_settings.cache_clear()
-    print(f"GraphiQL: http://{args.host}:{args.port}/graphql")
+    logging.getLogger("propintel.serve").info(
+        "GraphQL at http://%s:%s/graphql", args.host, args.port
+    )
     uvicorn.run(
         "app.asgi:create_default_app",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
-        log_level=args.log_level,
+        log_level=level,
+        log_config=None,  # ours (app/telemetry/logging.py), in this process and each worker
+        access_log=False,  # our access line (app/http/observe.py) replaces uvicorn's
         ws="websockets-sansio",  # subscriptions; uvicorn's default implementation is deprecated
     )
+
+
+def _configure_logging(settings: Settings, level: str | None) -> str:
+    """structlog for this process (JSON in prod); the level: --log-level, else the settings'."""
+    from app.telemetry.logging import configure_logging
+
+    chosen = (level or settings.log_level).lower()
+    try:
+        configure_logging(settings.logs_as_json, chosen)
+    except ValueError as error:
+        raise CliError(str(error)) from None
+    return chosen
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
     """Runs jobs until SIGTERM or SIGINT (then stops gracefully). It does not migrate: the
     API (`serve`) or `migrate` owns the schema."""
-    import logging
+    from app.telemetry import multiprocess
 
+    multiprocess.single_process()  # its own metrics, on its own port (not summed by serve)
     from app.background import run_worker
 
     settings = _settings()
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    _configure_logging(settings, args.log_level)
+    if settings.worker_metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from app.http.metrics import preinitialise
+
+        preinitialise(None)
+        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
     asyncio.run(run_worker(settings, concurrency=args.concurrency))
 
 
@@ -422,6 +452,24 @@ def cmd_train(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_db_report(_args: argparse.Namespace) -> None:
+    """The database advisor's report (what `databaseInsights` answers) as text. SQLite:
+    "not available", exit 0."""
+    from app.insights.report import collect, render
+    from app.insights.service import DatabaseAdvisor
+
+    settings = _settings()
+
+    async def report() -> str:
+        db = Database(create_engine(settings.database_url, pool_size=1), pool_size=1)
+        try:
+            return render(await collect(DatabaseAdvisor(db)))
+        finally:
+            await db.dispose()
+
+    print(asyncio.run(report()), end="")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="propintel", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -430,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--log-level", help="default: PROPINTEL_LOG_LEVEL (info)")
     serve.add_argument(
         "--full-history",
         action="store_true",
@@ -452,7 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="jobs run at once (default: PROPINTEL_WORKER_CONCURRENCY)",
     )
-    worker.add_argument("--log-level", default="info")
+    worker.add_argument("--log-level", help="default: PROPINTEL_LOG_LEVEL (info)")
     worker.set_defaults(handler=cmd_worker)
 
     migrate = commands.add_parser("migrate", help="bring the database schema to the latest version")
@@ -480,6 +528,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="register the model without serving it (activateModel serves it later)",
     )
     train.set_defaults(handler=cmd_train)
+
+    db_report = commands.add_parser(
+        "db-report", help="the database advisor: slow queries, index advice, maintenance"
+    )
+    db_report.set_defaults(handler=cmd_db_report)
     return parser
 
 

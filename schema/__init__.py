@@ -23,6 +23,7 @@ from db.records import LocalityRecord, Page, PropertyRecord, SaleRecord
 from resolvers import accounts, estimates, localities, mutations, node, properties
 from resolvers import admin as admin_resolvers
 from resolvers import alerts as alert_resolvers
+from resolvers import insights as insight_resolvers
 from resolvers import jobs as job_resolvers
 from resolvers import webhooks as webhook_resolvers
 from schema.accounts import ApiKeyType, AuthPayload, CreatedApiKey, UserType
@@ -32,6 +33,7 @@ from schema.errors import PropintelSchema
 from schema.estimates import PriceEstimate, PriceModelType, TrainingJob
 from schema.extensions import SqlStatementCount
 from schema.inputs import RecordSaleInput, UpdatePropertyInput  # noqa: F401 (schema types)
+from schema.insights import DatabaseInsights, ExplainedOperation
 from schema.introspection import NoSchemaIntrospection
 from schema.jobs import JobQueue
 from schema.subscriptions import Subscription
@@ -98,6 +100,17 @@ class Query:
         graphql_type=JobQueue,
         description="The job queue: jobs by state, the oldest due job's wait, live workers "
         "(admin).",
+    )
+    database_insights: object = strawberry.field(
+        resolver=insight_resolvers.database_insights,
+        graphql_type=DatabaseInsights,
+        description="The database advisor: slow statements, unused and duplicate indexes, "
+        "index suggestions, maintenance (PostgreSQL; admin).",
+    )
+    explain_operation: object = strawberry.field(
+        resolver=insight_resolvers.explain_operation,
+        graphql_type=ExplainedOperation,
+        description="The SQL statements a query operation runs and their plans (admin).",
     )
 
 

@@ -30,8 +30,11 @@ PLANNED_ROOTS = ("property", "node", "properties", "locality", "localities")
 """The root fields the planner plans (public, batched): most documents start at one of them,
 so most of the run exercises plans rather than the way around them."""
 # Root fields whose answers are this process's own state (counters, breakers): each app has
-# its own, so they cannot be compared; nor jobQueue, the queue at that moment (ages grow).
-PROCESS_STATE = frozenset({"cacheStats", "resilienceStatus", "jobQueue"})
+# its own, so they cannot be compared; nor jobQueue, the queue at that moment (ages grow);
+# nor the database advisor's, the server's statistics and timings at that moment.
+PROCESS_STATE = frozenset(
+    {"cacheStats", "resilienceStatus", "jobQueue", "databaseInsights", "explainOperation"}
+)
 
 
 def comparable_root_fields() -> list[str]:

@@ -42,7 +42,14 @@ GRAPHQL_SCHEMA: GraphQLSchema = build_schema(count_statements=True)._schema
 # Fields whose answer is this process's own state (counters, breakers): each app has its own,
 # so they are reached and must answer, but are not compared. jobQueue is the queue at that
 # moment (its oldest job's age grows between the two calls).
-PROCESS_STATE = {("Query", "cacheStats"), ("Query", "resilienceStatus"), ("Query", "jobQueue")}
+PROCESS_STATE = {
+    ("Query", "cacheStats"),
+    ("Query", "resilienceStatus"),
+    ("Query", "jobQueue"),
+    # The database advisor: the server's statistics and timings at that moment.
+    ("Query", "databaseInsights"),
+    ("Query", "explainOperation"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +74,8 @@ def arguments(ids: Ids) -> dict[tuple[str, str], str]:
             isStrata: false, areaM2: 400, zoning: "R2", streetName: "Unwins Bridge Rd"},
             asOf: "2024-06-30")""",
         ("Query", "modelTrainingStatus"): f'(id: "{ids.training_job}")',
+        ("Query", "explainOperation"): '(query: "{ localities(search: \\"T\\", first: 2) { '
+        'totalCount nodes { name } } }")',
         (
             "Locality",
             "properties",

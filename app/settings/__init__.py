@@ -217,10 +217,24 @@ class Settings(BaseSettings):
     )
     """Operation names (comma-separated) that metrics name, beside the built-in ones of
     app/telemetry/operations.py; any other operation is counted as `other`."""
+    worker_metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, alias="PROPINTEL_WORKER_METRICS_PORT"
+    )
+    """`propintel worker` serves its own /metrics on this port (unset: none). The API's
+    /metrics sums its workers, not these separate processes; scrape both."""
+    worker_metrics_host: str = Field(default="127.0.0.1", alias="PROPINTEL_WORKER_METRICS_HOST")
+    """Where `propintel worker` listens for scrapes (0.0.0.0 in a container): no access
+    control there, so keep it on a private network."""
     log_format: str | None = Field(
         default=None, pattern="^(json|console)$", alias="PROPINTEL_LOG_FORMAT"
     )
     """json (default in prod) or console (default elsewhere)."""
+    log_level: str = Field(
+        default="info",
+        pattern="^(trace|debug|info|warning|error|critical)$",
+        alias="PROPINTEL_LOG_LEVEL",
+    )
+    """The least severe level logged (`propintel serve --log-level` sets it for its workers)."""
     otel_endpoint: str | None = Field(default=None, alias="OTEL_EXPORTER_OTLP_ENDPOINT")
     """Traces are exported over OTLP/HTTP to this endpoint; unset: tracing is off (and free)."""
     otel_service_name: str = Field(default="propintel", alias="OTEL_SERVICE_NAME")

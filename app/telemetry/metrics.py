@@ -164,3 +164,16 @@ build_info = Gauge(
     ["version"],
     multiprocess_mode="livemax",
 )
+
+# Families computed at scrape time from the database (app/http/metrics.py): the queue is
+# shared by every process and machine, so no process's counter could say these.
+JOB_QUEUE_DEPTH = "propintel_job_queue_depth"
+JOB_LAST_SUCCESS = "propintel_job_last_success_timestamp_seconds"
+JOB_PERIOD = "propintel_job_period_seconds"
+SCRAPE_TIME = {
+    JOB_QUEUE_DEPTH: "Jobs in the queue by status (queued, running, retrying, dead).",
+    JOB_LAST_SUCCESS: "When each job kind last succeeded (Unix time; absent: never, or purged).",
+    JOB_PERIOD: "The period of each periodic job kind, in seconds (alert when a job has "
+    "not succeeded for two).",
+}
+"""Name -> help of each scrape-time family."""

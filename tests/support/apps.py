@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import httpx
 import strawberry
 from asgi_lifespan import LifespanManager
+from opentelemetry.sdk.trace.export import SpanExporter
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.datastructures import State
@@ -68,12 +69,14 @@ async def running_app(
     schema: strawberry.Schema | None = None,
     raise_app_exceptions: bool = True,
     startup_timeout: float = 60,
+    span_exporter: SpanExporter | None = None,
 ) -> AsyncIterator[RunningApp]:
     """`create_app(settings, schema=schema)` with its lifespan running, and a client.
 
     `raise_app_exceptions=False`: an exception escaping the app becomes a 500 answer, as a
-    server would send, instead of being raised in the test."""
-    app = create_app(settings, schema=schema)
+    server would send, instead of being raised in the test. `span_exporter`: tracing on,
+    its spans there (an `InMemorySpanExporter`)."""
+    app = create_app(settings, schema=schema, span_exporter=span_exporter)
     lifespan = LifespanManager(app, startup_timeout=startup_timeout, shutdown_timeout=60)
     try:
         async with (
@@ -90,12 +93,16 @@ async def running_app(
 
 @contextlib.asynccontextmanager
 async def running_app_with_redis(
-    settings: Settings, *, schema: strawberry.Schema | None = None, forget: bool = True
+    settings: Settings,
+    *,
+    schema: strawberry.Schema | None = None,
+    forget: bool = True,
+    span_exporter: SpanExporter | None = None,
 ) -> AsyncIterator[RunningApp]:
     """`running_app`, then (`forget`) the Redis keys of the app's namespace deleted: a
     namespace of the test's own leaves nothing behind."""
     try:
-        async with running_app(settings, schema=schema) as running:
+        async with running_app(settings, schema=schema, span_exporter=span_exporter) as running:
             yield running
     finally:
         if forget and settings.redis_url is not None:
