@@ -1,7 +1,12 @@
 """/metrics of `propintel serve --workers 2` (PostgreSQL, Redis, the cache and the in-process
 job worker on): every family of app/telemetry/metrics.py is there and the load moves the
 ones it touches, both workers' values are summed, and a worker killed with SIGKILL leaves
-the live gauges once uvicorn has replaced it, while the counters keep its share.
+the live gauges once uvicorn has replaced it, while the counters keep its share; and a
+`propintel worker` of its own serves its own metrics.
+
+One `serve --workers 2` for the module (starting it is most of the time: each process
+imports the app), the SIGKILL test last on it; the standalone worker is started before the
+server so that its start overlaps the server's.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -131,8 +137,42 @@ def directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("metrics")
 
 
+@dataclass(frozen=True, slots=True)
+class StandaloneWorker:
+    port: int
+    directory: Path
+    """The PROMETHEUS_MULTIPROC_DIR its environment names (it must leave it empty)."""
+
+
 @pytest.fixture(scope="module")
-def server(database: str, directory: Path) -> Iterator[LiveServer]:
+def standalone_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandaloneWorker]:
+    """`propintel worker` on an empty database of its own (its periodic tasks run at once),
+    serving its metrics on PROPINTEL_WORKER_METRICS_PORT."""
+    directory = tmp_path_factory.mktemp("worker-metrics")
+    port = free_port()
+    with empty_pg_database("metrics_worker") as url:
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "PROPINTEL_WORKER_METRICS_PORT": str(port),
+            "PROMETHEUS_MULTIPROC_DIR": str(directory),
+        }
+        command = [sys.executable, "-m", "app.cli", "worker", "--log-level", "warning"]
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            yield StandaloneWorker(port, directory)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(
+    database: str, directory: Path, standalone_worker: StandaloneWorker
+) -> Iterator[LiveServer]:
+    """`standalone_worker` is asked for only to start it first (the two starts overlap)."""
     (directory / "counter_999999.db").write_bytes(b"a previous run's file")
     env = {
         "DATABASE_URL": database,
@@ -233,6 +273,31 @@ def test_every_family_moves_across_two_workers(server: LiveServer) -> None:
     assert total(after, "propintel_graphql_errors") > total(before, "propintel_graphql_errors")
 
 
+def test_a_worker_process_serves_its_own_metrics(standalone_worker: StandaloneWorker) -> None:
+    """`propintel worker` is not one of serve's workers: it serves its own registry on
+    PROPINTEL_WORKER_METRICS_PORT, and writes nothing into a multiprocess directory that a
+    server would sum (even when the environment names one)."""
+
+    def served() -> Families | None:
+        try:
+            response = httpx.get(f"http://127.0.0.1:{standalone_worker.port}/metrics", timeout=2)
+        except httpx.TransportError:
+            return None
+        found = parse(response.text)
+        # Its periodic lease recovery runs at start.
+        ran = total(found, "propintel_jobs", job="jobs.recover-leases", outcome="succeeded")
+        return found if ran >= 1 else None
+
+    found: Families | None = eventually(served, timeout=90)
+    assert found, "the worker's metrics, with its first job run"
+    assert total(found, "propintel_build_info") == 1
+    assert total(found, "propintel_db_pool_size", pool="writes") > 0
+    assert ("propintel_jobs_total", {"job": "other", "outcome": "dead"}, 0.0) in found[
+        "propintel_jobs"
+    ]
+    assert list(standalone_worker.directory.iterdir()) == []
+
+
 def test_a_killed_workers_live_gauges_leave_the_sum(server: LiveServer, directory: Path) -> None:
     base = server.base
     parent = server.process.pid
@@ -274,49 +339,3 @@ def test_a_killed_workers_live_gauges_leave_the_sum(server: LiveServer, director
     # Counters keep the dead worker's share: the total did not go down.
     assert total(after, "propintel_db_statements") >= statements_before
     assert total(after, "propintel_breaker_state", dependency="postgresql", state="CLOSED") == 1
-
-
-def test_a_worker_process_serves_its_own_metrics(tmp_path: Path) -> None:
-    """`propintel worker` is not one of serve's workers: it serves its own registry on
-    PROPINTEL_WORKER_METRICS_PORT, and writes nothing into a multiprocess directory that a
-    server would sum (even when the environment names one)."""
-    with empty_pg_database("metrics_worker") as url:  # its periodic tasks run at once
-        found = _worker_metrics(url, tmp_path)
-    assert total(found, "propintel_build_info") == 1
-    assert total(found, "propintel_db_pool_size", pool="writes") > 0
-    assert ("propintel_jobs_total", {"job": "other", "outcome": "dead"}, 0.0) in found[
-        "propintel_jobs"
-    ]
-    assert list(tmp_path.iterdir()) == []
-
-
-def _worker_metrics(url: str, directory: Path) -> Families:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "PROPINTEL_WORKER_METRICS_PORT": str(port),
-        "PROMETHEUS_MULTIPROC_DIR": str(directory),
-    }
-    command = [sys.executable, "-m", "app.cli", "worker", "--log-level", "warning"]
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-
-        def served() -> Families | None:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
-            except httpx.TransportError:
-                return None
-            found = parse(response.text)
-            # Its periodic lease recovery runs at start.
-            ran = total(found, "propintel_jobs", job="jobs.recover-leases", outcome="succeeded")
-            return found if ran >= 1 else None
-
-        found: Families | None = eventually(served, timeout=90)
-        assert found, "the worker's metrics, with its first job run"
-        return found
-    finally:
-        process.terminate()
-        process.wait(timeout=30)

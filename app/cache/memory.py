@@ -8,7 +8,7 @@ evicting the least recently used entry past `max_entries`.
 
 from __future__ import annotations
 
-import math
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -18,8 +18,6 @@ from aiocache.backends.memory import SimpleMemoryBackend
 from aiocache.serializers import NullSerializer
 
 from app.telemetry import metrics
-
-ENTRIES_SHOWN_EVERY_S = 1.0
 
 
 class BoundedMemoryCache(SimpleMemoryBackend):  # type: ignore[misc]  # aiocache is untyped
@@ -45,7 +43,8 @@ class BoundedMemoryCache(SimpleMemoryBackend):  # type: ignore[misc]  # aiocache
         self._invalidated = metrics.cache_evictions.labels("invalidation")
         self._flushed = metrics.cache_evictions.labels("flush")
         self._entries_gauge.set(0)
-        self._entries_shown_at = -math.inf
+        self._entries_write_on: asyncio.AbstractEventLoop | None = None
+        """The loop a gauge write is pending on (None: none pending)."""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -58,7 +57,7 @@ class BoundedMemoryCache(SimpleMemoryBackend):  # type: ignore[misc]  # aiocache
         if expires_at <= now:
             del self._entries[key]
             self.on_drop(key)
-            self._show_entries(now)
+            self._entries_changed()
             return None
         self._entries.move_to_end(key)
         return value
@@ -81,14 +80,29 @@ class BoundedMemoryCache(SimpleMemoryBackend):  # type: ignore[misc]  # aiocache
             self.evictions += 1
             self._evicted.inc()
             self.on_drop(evicted)
-        self._show_entries(now)
+        self._entries_changed()
 
-    def _show_entries(self, now: float) -> None:
-        """propintel_cache_entries, at most once a second from the read path: a page
-        stores dozens of keys, and each gauge write costs ~2 us in multiprocess mode."""
-        if now - self._entries_shown_at >= ENTRIES_SHOWN_EVERY_S:
-            self._entries_shown_at = now
-            self._entries_gauge.set(len(self._entries))
+    def _entries_changed(self) -> None:
+        """propintel_cache_entries, written once per turn of the event loop that changed
+        the entries: a page stores dozens of keys in one go and each gauge write costs
+        ~2 us in multiprocess mode, but the value a scrape reads is never older than the
+        request that changed it. (An earlier "at most once a second" skipped the writes
+        inside the second and could leave the gauge at 0 for good after an invalidation.)
+        Reads that only hit write nothing."""
+        pending = self._entries_write_on
+        if pending is not None and not pending.is_closed():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop to come back on: write now
+            self._write_entries()
+            return
+        self._entries_write_on = loop
+        loop.call_soon(self._write_entries)
+
+    def _write_entries(self) -> None:
+        self._entries_write_on = None
+        self._entries_gauge.set(len(self._entries))
 
     async def _set(
         self,
@@ -140,7 +154,7 @@ class BoundedMemoryCache(SimpleMemoryBackend):  # type: ignore[misc]  # aiocache
                 self.on_drop(key)
         if dropped:
             self._invalidated.inc(dropped)
-            self._entries_gauge.set(len(self._entries))
+            self._entries_changed()
         return dropped
 
     def clear_now(self) -> None:
@@ -149,8 +163,7 @@ class BoundedMemoryCache(SimpleMemoryBackend):  # type: ignore[misc]  # aiocache
         if self._entries:
             self._flushed.inc(len(self._entries))
         self._entries.clear()
-        self._entries_gauge.set(0)
-        self._entries_shown_at = -math.inf
+        self._entries_changed()
 
     def entry_counts(self, prefix: str) -> dict[str, int]:
         """Live entries per the key segment after `prefix` (the resource type)."""
