@@ -23,6 +23,29 @@ class ErrorCode(StrEnum):
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
 
+CLIENT_FAULTS = frozenset(
+    {
+        ErrorCode.BAD_USER_INPUT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.CONFLICT,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.UNAUTHENTICATED,
+        ErrorCode.RATE_LIMITED,
+        ErrorCode.QUERY_TOO_COMPLEX,
+        ErrorCode.GRAPHQL_PARSE_FAILED,
+        ErrorCode.GRAPHQL_VALIDATION_FAILED,
+    }
+)
+"""Codes the request caused: the same request would fail again however well we run.
+The rest (INTERNAL_SERVER_ERROR, SERVICE_UNAVAILABLE, and any code not listed here yet)
+are our fault: they page (propintel_graphql_requests_total{outcome="error"})."""
+
+
+def server_side(code: str) -> bool:
+    """Whether an error with this `extensions.code` is ours rather than the request's."""
+    return code not in CLIENT_FAULTS
+
+
 class DomainError(GraphQLError):
     code: ErrorCode = ErrorCode.INTERNAL_SERVER_ERROR
 

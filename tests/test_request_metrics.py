@@ -75,9 +75,13 @@ async def test_operations_are_counted_by_type_allowed_name_and_outcome(postgres_
         requests("query", "OurDashboard", "ok"),
         requests("query", "other", "ok"),
         requests("query", "anonymous", "ok"),
+        requests("query", "Q2", "client_error"),
+        requests("query", "Q3", "client_error"),
         requests("query", "Q2", "error"),
+        requests("query", "Q3", "error"),
         requests("unknown", "anonymous", "rejected"),
         errors("GRAPHQL_VALIDATION_FAILED"),
+        errors("BAD_USER_INPUT"),
         errors("BAD_REQUEST"),
         executor("compiled"),
         executor("standard"),
@@ -98,6 +102,10 @@ async def test_operations_are_counted_by_type_allowed_name_and_outcome(postgres_
             assert "errors" not in (await client.post("/graphql", json={"query": LIST})).json()
             failed = await client.post("/graphql", json={"query": "query Q2 { nope }"})
             assert failed.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+            bad_id = await client.post(
+                "/graphql", json={"query": 'query Q3 { property(id: "x") { id } }'}
+            )
+            assert bad_id.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
             refused = await client.post("/graphql", content=b"{}")  # no JSON content type
             assert refused.status_code == 415
             assert (await client.get("/healthz")).status_code == 200
@@ -107,21 +115,53 @@ async def test_operations_are_counted_by_type_allowed_name_and_outcome(postgres_
         requests("query", "OurDashboard", "ok"): 1,  # allow-listed by the setting
         requests("query", "other", "ok"): 1,  # a name nobody listed
         requests("query", "anonymous", "ok"): 1,
-        requests("query", "Q2", "error"): 1,
+        # Errors the request caused are its own, not ours (they do not page).
+        requests("query", "Q2", "client_error"): 1,
+        requests("query", "Q3", "client_error"): 1,
+        requests("query", "Q2", "error"): 0,
+        requests("query", "Q3", "error"): 0,
         requests("unknown", "anonymous", "rejected"): 1,  # refused before it was parsed
         errors("GRAPHQL_VALIDATION_FAILED"): 1,
+        errors("BAD_USER_INPUT"): 1,
         errors("BAD_REQUEST"): 1,
         executor("compiled"): 4,  # the plans answered the four lists
         executor("standard"): 1,  # no plan for a document that does not validate
-        http("/graphql", "2xx"): 5,
+        http("/graphql", "2xx"): 6,
         http("/graphql", "4xx"): 1,
         http("/healthz", "2xx"): 1,
         http("other", "4xx"): 1,  # never the path a client made up
         DURATION: 1,
-        COST_COUNT: 5,  # every operation admitted by the query limits
+        COST_COUNT: 6,  # every operation admitted by the query limits
         COST_SUM: grown[COST_SUM],
     }
     assert grown[COST_SUM] >= 4 * 3  # localities, nodes, name: at least 3 each
+
+
+async def test_errors_of_ours_are_errors_and_the_requests_own_are_client_errors(
+    postgres_url: str,
+) -> None:
+    """The outcome says whose fault an error is (the error-ratio alert pages on `error`
+    only): SERVICE_UNAVAILABLE (here, a deadline no database call can meet) is ours; a
+    document that does not validate is the request's, even on the same server then."""
+    settings = settings_for(postgres_url, PROPINTEL_REQUEST_TIMEOUT_S=0.000001)
+    ours = requests("query", "Q1", "error")
+    theirs = requests("query", "Q2", "client_error")
+    keys = (ours, theirs, requests("query", "Q1", "client_error"), requests("query", "Q2", "error"))
+    async with running_app(settings) as app:
+        with counting(*keys, errors("SERVICE_UNAVAILABLE")) as grown:
+            unavailable = await app.client.post("/graphql", json={"query": f"query Q1 {LIST}"})
+            assert [e["extensions"]["code"] for e in unavailable.json()["errors"]] == [
+                "SERVICE_UNAVAILABLE"
+            ]
+            invalid = await app.client.post("/graphql", json={"query": "query Q2 { nope }"})
+            assert invalid.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert grown == {
+        ours: 1,
+        theirs: 1,
+        requests("query", "Q1", "client_error"): 0,
+        requests("query", "Q2", "error"): 0,
+        errors("SERVICE_UNAVAILABLE"): 1,
+    }
 
 
 async def test_rate_limit_decisions_by_role(postgres_url: str) -> None:

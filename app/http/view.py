@@ -30,7 +30,7 @@ from app.auth.principal import Principal, anonymous
 from app.cache import Cache, PassThrough, RequestScope
 from app.cache.service import CacheService
 from app.context import Context
-from app.errors import ErrorCode
+from app.errors import ErrorCode, server_side
 from app.estimates.service import ModelRegistry
 from app.estimates.tasks import Trainer
 from app.graphql.executor import FALLBACK, STANDARD, CompiledExecutor, ran
@@ -348,9 +348,12 @@ class PropintelGraphQL(GraphQL[Context, None]):
         if result.errors:
             errors = [self._format_error(error) for error in result.errors]
             response["errors"] = errors  # type: ignore[typeddict-item]
-            if record is not None:  # a batch with an error in any operation: "error"
-                record.outcome = "error"
-                record.error_codes.extend(error["extensions"]["code"] for error in errors)
+            if record is not None:  # a batch: its worst operation (error > client_error)
+                codes = [error["extensions"]["code"] for error in errors]
+                record.error_codes.extend(codes)
+                if record.outcome != "error":
+                    ours = any(server_side(code) for code in codes)
+                    record.outcome = "error" if ours else "client_error"
         elif record is not None and record.outcome is None:
             record.outcome = "ok"
         if result.extensions:

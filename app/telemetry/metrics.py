@@ -23,8 +23,9 @@ COST_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 # GraphQL over HTTP (and subscriptions: operation_type="subscription").
 graphql_requests = Counter(
     "propintel_graphql_requests_total",
-    "GraphQL operations answered, by type, allow-listed name and outcome "
-    "(ok: no errors; error: errors in the response; rejected: refused before execution).",
+    "GraphQL operations answered, by type, allow-listed name and outcome (ok: no errors; "
+    "error: an error of ours, e.g. INTERNAL_SERVER_ERROR or SERVICE_UNAVAILABLE; "
+    "client_error: errors, all caused by the request; rejected: refused before execution).",
     ["operation_type", "operation", "outcome"],
 )
 graphql_request_duration = Histogram(

@@ -25,7 +25,10 @@ class RequestRecord:
     operation_name: str | None = None
     """As the client named it (logs); metrics name it only when it is allow-listed."""
     outcome: str | None = None
-    """ok, error or rejected (refused before execution); None: not a GraphQL request."""
+    """ok (no errors); error (an error is ours: app/errors.py `server_side`, e.g.
+    INTERNAL_SERVER_ERROR, SERVICE_UNAVAILABLE); client_error (errors, all caused by the
+    request: bad input, not found, forbidden...); rejected (refused before execution: the
+    gate's limits, credentials); None: not a GraphQL request."""
     cache: str | None = None
     """hit, miss or stale: the whole-operation cache's answer, when it was asked."""
     executor: str | None = None
