@@ -14,6 +14,7 @@ from app.errors import ConflictError, DomainError, ErrorCode, NotFoundError, Use
 from app.estimates.service import ActiveModel
 from app.estimates.tasks import JobRunning
 from app.ml import Estimate, Subject
+from app.telemetry.request import current_request
 from db.records import PropertyRecord, SaleRecord
 from db.repositories import price_models as registry_repo
 from db.repositories.price_models import JobRecord, ModelRecord
@@ -45,14 +46,27 @@ class NoActiveModel(DomainError):
         super().__init__(message, retryAfterSeconds=60)
 
 
-async def active_model(context: Context) -> ActiveModel:
+async def active_model(context: Context, estimates: int) -> ActiveModel:
     """The model this request estimates with; SERVICE_UNAVAILABLE (saying whether one is
-    training, and since when) when there is none."""
+    training, and since when) when there is none, counting the `estimates` asked for as
+    unavailable (they never reach ModelRegistry.predict, which counts the rest)."""
     models = context.models
     active = models.active if models is not None else None
     if active is None:
+        if models is not None and not _in_a_plans_attempt():
+            models.count_unavailable(estimates)
         raise NoActiveModel(await registry_repo.running_job(context.db))
     return active
+
+
+def _in_a_plans_attempt() -> bool:
+    """Whether a compiled plan is running the operation: NoActiveModel is not a dependency's
+    failure, so the plan hands the operation to Strawberry (app/graphql/executor.py), whose
+    run refuses the same estimates again and counts them then. The request's record knows:
+    the view notes STANDARD or FALLBACK before Strawberry runs; a plan notes COMPILED only
+    once it has succeeded. (Websockets run no plans.)"""
+    request = current_request.get()
+    return request is not None and request.method != "WS" and request.executor is None
 
 
 def check_as_of(as_of: date | None, model: ModelRecord) -> date:
@@ -90,7 +104,7 @@ async def estimate(
         date | None, strawberry.argument(description="The date of the estimate (default: today).")
     ] = None,
 ) -> list[PriceEstimate]:
-    active = await active_model(context)
+    active = await active_model(context, len(parents))
     when = check_as_of(as_of, active.record)
     assert context.models is not None  # active_model found one there
     loader = context.loaders.estimates(context.models, active.version)
@@ -103,7 +117,7 @@ async def estimate_price(
     info: Info, input: PropertyFeaturesInput, as_of: date | None = None
 ) -> PriceEstimate:
     context = info.context
-    active = await active_model(context)
+    active = await active_model(context, 1)
     when = check_as_of(as_of, active.record)
     models = context.models
     assert models is not None  # active_model found one there

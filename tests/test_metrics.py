@@ -29,7 +29,12 @@ from tests.support.jobs import database as jobs_database
 from tests.support.jobs import empty_pg_database
 from tests.support.live import free_port
 from tests.support.prod import prod_settings
-from tests.support.settings import new_namespace, redis_cache_settings, settings_for
+from tests.support.settings import (
+    COMPILED_EXECUTION,
+    new_namespace,
+    redis_cache_settings,
+    settings_for,
+)
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 METRICS_TOKEN = "t0ken-for-the-metrics-scraper"
@@ -118,6 +123,30 @@ async def test_outside_prod_metrics_are_open(sqlite_app: AppFactory) -> None:
     assert value(found, "propintel_job_period_seconds", job="alerts.digest-weekly") == 604800
     for status in ("queued", "running", "retrying", "dead"):
         assert ("propintel_job_queue_depth", frozenset({("status", status)})) in found
+
+
+async def test_estimates_without_a_model_are_counted_unavailable(
+    sqlite_app: AppFactory, executor: str
+) -> None:
+    """No active model: refused before the model is asked, and still counted, once (per
+    estimate asked for: a page of three is three, estimatePrice one), on either executor
+    (a plan hands the refusal to Strawberry: its attempt is not counted too)."""
+    page = "{ properties(first: 3) { nodes { id estimate { price } } } }"
+    features = """{ estimatePrice(input: {localityName: "Tempe", postcode: "2044",
+        isStrata: false}) { price } }"""
+    compiled = COMPILED_EXECUTION[executor]
+    async with sqlite_app(PROPINTEL_COMPILED_EXECUTION=compiled) as running:
+        before = await scrape(running.client)
+        for query in (page, features):
+            answered = await gql(running.client, query)
+            assert answered.error_codes() == ["SERVICE_UNAVAILABLE"], answered.errors
+        after = await scrape(running.client)
+    name = "propintel_model_predictions_total"
+    grown = {
+        outcome: value(after, name, outcome=outcome) - value(before, name, outcome=outcome)
+        for outcome in ("ok", "unavailable")
+    }
+    assert grown == {"ok": 0, "unavailable": 4}
 
 
 async def test_labels_stay_bounded(sqlite_app: AppFactory) -> None:

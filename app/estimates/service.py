@@ -112,10 +112,16 @@ class ModelRegistry:
                 self.predict_calls += 1
                 estimates = await asyncio.to_thread(active.model.predict, subjects, as_of)
         except Exception:  # no model, the bulkhead full, the model failing
-            self._unavailable.inc(len(subjects))
+            self.count_unavailable(len(subjects))
             raise
         self._predicted.inc(len(estimates))
         return estimates
+
+    def count_unavailable(self, estimates: int) -> None:
+        """Estimates asked for and not given (propintel_model_predictions_total
+        {outcome="unavailable"}): here, and where a request is refused for want of a model
+        before it reaches `predict` (resolvers/estimates.py `active_model`)."""
+        self._unavailable.inc(estimates)
 
     async def _poll(self) -> None:
         while True:
