@@ -31,9 +31,16 @@ class InvalidCursor(ValueError):
     pass
 
 
+INT64 = (-(2**63), 2**63 - 1)
+"""Every integer a cursor carries is a BIGINT column's (ids, prices): past these the driver
+refuses the parameter, so such a cursor was never issued."""
+
+
 def _parse_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidCursor("expected an integer")
+    if not INT64[0] <= value <= INT64[1]:
+        raise InvalidCursor("an integer out of range")
     return value
 
 

@@ -8,6 +8,9 @@ from app.errors import UserInputError
 from app.ids import decode_global_id, encode_global_id
 
 NODE_TYPES = ("Property", "Sale", "Locality")
+MAX_PK = 2**63 - 1
+"""Primary keys are BIGINT (SQLite's INTEGER: the same 64 bits); a number past it was never
+issued, and the database driver would refuse it as a parameter (an internal error)."""
 
 
 def to_global_id(type_name: str, pk: int) -> strawberry.ID:
@@ -24,7 +27,7 @@ def from_global_id(
         raise UserInputError(
             f"{global_id!r} is not an id this API issued", argument=argument
         ) from None
-    if type_name not in types or pk < 1:
+    if type_name not in types or not 1 <= pk <= MAX_PK:
         raise UserInputError(f"{global_id!r} is not an id this API issued", argument=argument)
     return type_name, pk
 

@@ -8,6 +8,7 @@ import json
 import httpx
 import pytest
 
+from tests.support.credentials import ADMIN
 from tests.support.graphql import gql
 
 PROPERTIES = """query($first: Int!, $after: String, $filter: PropertyFilter, $order: PropertyOrder! = ID_ASC) {
@@ -27,6 +28,7 @@ def forged_cursor(*values: object) -> str:
         ({"first": 5, "after": "not-a-cursor"}, "invalid cursor"),
         ({"first": 5, "after": "!!!"}, "invalid cursor"),
         ({"first": 5, "after": forged_cursor("ID_ASC", "x")}, "expected an integer"),
+        ({"first": 5, "after": forged_cursor("ID_ASC", 2**63)}, "an integer out of range"),
         ({"first": 5, "after": forged_cursor("LAST_SALE_PRICE_ASC", 1, 2)}, "belongs to order"),
         (
             {"first": 5, "filter": {"minLastSalePrice": 10, "maxLastSalePrice": 5}},
@@ -101,6 +103,55 @@ async def test_bad_arguments_anywhere_are_bad_user_input(
     response = await gql(client, query)
     assert response.error_codes() == ["BAD_USER_INPUT"], response.errors
     assert fragment in response.errors[0]["message"]
+
+
+def global_id(type_name: str, number: int) -> str:
+    return base64.urlsafe_b64encode(f"{type_name}:{number}".encode()).decode()
+
+
+BIGINT_MAX = 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    ("query", "type_name", "argument"),
+    [
+        ("query($id: ID!) { property(id: $id) { id } }", "Property", "id"),
+        ("query($id: ID!) { node(id: $id) { id } }", "Property", "id"),
+        ("query($id: ID!) { node(id: $id) { id } }", "Sale", "id"),
+        ("query($id: ID!) { node(id: $id) { id } }", "Locality", "id"),
+        ("mutation($id: ID!) { unwatchProperty(id: $id) }", "Property", "id"),
+        ("mutation($id: ID!) { deleteSavedSearch(id: $id) }", "SavedSearch", "id"),
+        (
+            'mutation($id: ID!) { updateProperty(id: $id, input: {zoning: "R2"}) { id } }',
+            "Property",
+            "id",
+        ),
+        (
+            'mutation($id: ID!) { recordSale(input: {propertyId: $id, contractDate: "2024-01-02",'
+            ' price: 1, dealingNumber: "AA00001"}) { id } }',
+            "Property",
+            "input.propertyId",
+        ),
+    ],
+)
+@pytest.mark.parametrize("number", [BIGINT_MAX + 1, 99999999999999999999])
+async def test_an_id_past_the_keys_range_is_one_this_api_never_issued(
+    executor_client: httpx.AsyncClient, query: str, type_name: str, argument: str, number: int
+) -> None:
+    """Keys are 64-bit: a number past them is refused like any id we did not issue (not
+    handed to the database driver, which refuses it as an internal error), on both
+    executors and both backends."""
+    too_big = global_id(type_name, number)
+    response = await gql(executor_client, query, id=too_big, headers=ADMIN)
+    (error,) = response.errors
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "argument": argument}, error
+    assert error["message"] == f"{too_big!r} is not an id this API issued"
+
+
+async def test_the_last_key_is_an_id_of_nothing(executor_client: httpx.AsyncClient) -> None:
+    last = global_id("Property", BIGINT_MAX)
+    query = "query($id: ID!) { property(id: $id) { id } node(id: $id) { id } }"
+    assert (await gql(executor_client, query, id=last)).ok() == {"property": None, "node": None}
 
 
 async def test_unknown_ids_are_null_not_errors(client: httpx.AsyncClient) -> None:
