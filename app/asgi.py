@@ -27,7 +27,6 @@ from app.graphql.warming import Warmer
 from app.http.front import front_door
 from app.http.gate import Gate
 from app.http.graphiql import graphiql_assets
-from app.http.headers import SecurityHeaders
 from app.http.health import healthz, readyz
 from app.http.json_door import GraphQLEndpoint
 from app.http.metrics import metrics_route, preinitialise
@@ -197,8 +196,7 @@ def create_app(
             # Outermost: the server span (continuing an incoming traceparent), then the
             # request's record, id, access line and metrics (app/http/observe.py).
             *([Middleware(tracing.asgi_middleware)] if tracing is not None else []),
-            Middleware(Observe, operations=graphql.operation_names),
-            Middleware(SecurityHeaders, production=production),
+            Middleware(Observe, operations=graphql.operation_names, production=production),
         ],
     )
     app.state.db = db

@@ -383,6 +383,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
         log_config=None,  # ours (app/telemetry/logging.py), in this process and each worker
         access_log=False,  # our access line (app/http/observe.py) replaces uvicorn's
         ws="websockets-sansio",  # subscriptions; uvicorn's default implementation is deprecated
+        # A worker imports the whole app (~2.5 s of CPU) before it answers uvicorn's health
+        # ping; on a busy machine 5 s (the default) killed and restarted workers at start.
+        timeout_worker_healthcheck=30,
     )
 
 

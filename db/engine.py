@@ -22,10 +22,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from app.telemetry.labels import BatchedObservations, BatchedValue
 from app.telemetry.request import count_statement as count_for_request
 
 if TYPE_CHECKING:
-    from prometheus_client.metrics import Counter, Gauge, Histogram
+    from prometheus_client.metrics import Gauge
 
 
 @dataclass
@@ -53,10 +54,10 @@ def count_statements(*, with_parameters: bool = False) -> Iterator[StatementLog]
 
 @dataclass(frozen=True, slots=True)
 class _PoolInstruments:
-    in_use: Gauge
+    in_use: BatchedValue
     size: Gauge
-    acquire: Histogram
-    statements: Counter
+    acquire: BatchedObservations
+    statements: BatchedValue
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +77,13 @@ def _instruments() -> _Instruments:
     from app.telemetry import metrics
 
     def pool(name: str) -> _PoolInstruments:
+        # Every statement moves these: added up and written in batches
+        # (app/telemetry/labels.py); the size moves once per handle.
         return _PoolInstruments(
-            in_use=metrics.db_pool_in_use.labels(name),
+            in_use=BatchedValue(metrics.db_pool_in_use.labels(name)),
             size=metrics.db_pool_size.labels(name),
-            acquire=metrics.db_pool_acquire.labels(name),
-            statements=metrics.db_statements.labels(name),
+            acquire=BatchedObservations(metrics.db_pool_acquire.labels(name)),
+            statements=BatchedValue(metrics.db_statements.labels(name)),
         )
 
     return _Instruments(reads=pool("reads"), writes=pool("writes"))

@@ -20,6 +20,7 @@ from app.graphql.plan import NoPlan, OperationPlan, compile_operation
 from app.graphql.run import Fallback, execute_plan
 from app.resilience.dependency import ServiceUnavailable
 from app.telemetry import metrics
+from app.telemetry.labels import BatchedCounter
 from app.telemetry.request import current_request
 from db.engine import count_statements
 from schema.extensions import SqlStatementCount
@@ -33,8 +34,9 @@ logger = logging.getLogger("propintel.execution")
 _PLAN_SAFE_EXTENSIONS = (ParserCache, ValidationCache, AddValidationRules, SqlStatementCount)
 
 COMPILED, FALLBACK, STANDARD = "compiled", "fallback", "standard"
-# `executor_operations` by path, looked up once (a fixed set of three).
-_RAN = {path: metrics.executor_operations.labels(path) for path in (COMPILED, FALLBACK, STANDARD)}
+_RAN = BatchedCounter(metrics.executor_operations)
+"""`executor_operations` by path (a fixed set of three), written in batches
+(app/telemetry/labels.py)."""
 
 
 def ran(path: str) -> None:
@@ -42,7 +44,7 @@ def ran(path: str) -> None:
     request's record. The view reports STANDARD (Strawberry ran it without a plan); the
     compiled executor reports COMPILED and FALLBACK. Whole-operation cache hits ran nothing
     and are not counted."""
-    _RAN[path].inc()
+    _RAN.add(1, path)
     request = current_request.get()
     if request is not None:
         request.executor = path

@@ -1,8 +1,6 @@
-"""Security headers on every response (pure ASGI: no per-request objects on the hot path)."""
+"""The security headers of every response (added by the HTTP edge, app/http/observe.py)."""
 
 from __future__ import annotations
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _COMMON = (
     (b"x-content-type-options", b"nosniff"),
@@ -34,27 +32,12 @@ _PROD = (
 )
 
 
-class SecurityHeaders:
-    def __init__(self, app: ASGIApp, *, production: bool) -> None:
-        self.app = app
-        self.headers = _COMMON + (_PROD if production else (_DEV_CSP,))
+def security_headers(*, production: bool) -> tuple[tuple[bytes, bytes], ...]:
+    """What every response carries (the HTTP edge adds them: app/http/observe.py)."""
+    return _COMMON + (_PROD if production else (_DEV_CSP,))
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        credentialed = any(
-            name in (b"authorization", b"x-api-key", b"cookie") for name, _ in scope["headers"]
-        )
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", ())}
-                extra = [(n, v) for n, v in self.headers if n not in present]
-                if credentialed and b"cache-control" not in present:
-                    # An answer for one user must not be kept by shared caches.
-                    extra.append((b"cache-control", b"no-store"))
-                message["headers"] = [*message.get("headers", ()), *extra]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+NO_STORE = (b"cache-control", b"no-store")
+"""On answers to credentialed requests: an answer for one user must not be kept by shared
+caches."""
+CREDENTIAL_HEADERS = frozenset({b"authorization", b"x-api-key", b"cookie"})

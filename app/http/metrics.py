@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from app.cache.stats import metric_children as cache_metric_children
+from app.cache.stats import cache_requests
 from app.jobs.metrics import JobCatalogue, JobMetrics
 from app.settings import Profile, Settings
 from app.telemetry import metrics, multiprocess
@@ -64,7 +64,7 @@ def preinitialise(catalogue: JobCatalogue | None) -> None:
     metrics.build_info.labels(version()).set(1)
     for path in EXECUTOR_PATHS:
         metrics.executor_operations.labels(path)
-    cache_metric_children()
+    cache_requests()
     metrics.cache_entries.labels("l1")
     for reason in EVICTION_REASONS:
         metrics.cache_evictions.labels(reason)

@@ -1,7 +1,8 @@
-"""The edge of every HTTP request and websocket: its record, its id, its access line and its
-request metrics.
+"""The edge of every HTTP request and websocket: its record, its id, its security headers,
+its access line and its request metrics.
 
-Pure ASGI (it is on the hot path): per request a record, a contextvar token and one closure.
+Pure ASGI (it is on the hot path): per request a record, a contextvar token and one closure
+(one middleware, not two: each layer costs a closure and a hop per message).
 The record (app/telemetry/request.py) is what the gate, the view and the executor fill in;
 at the end this middleware writes one access line and counts the request. Every label tuple
 is bounded (routes, status classes, allow-listed operation names, outcomes, error codes).
@@ -15,11 +16,13 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Awaitable
 from itertools import count
 from os import urandom
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.http.headers import CREDENTIAL_HEADERS, NO_STORE, security_headers
 from app.telemetry import metrics
 from app.telemetry.labels import TALLY, BatchedCounter, BatchedHistogram, Children
 from app.telemetry.logging import write_access
@@ -44,47 +47,70 @@ right after one sees it."""
 
 
 class Observe:
-    def __init__(self, app: ASGIApp, *, operations: OperationNames) -> None:
+    def __init__(self, app: ASGIApp, *, operations: OperationNames, production: bool) -> None:
         self.app = app
         self.operations = operations
         self.http_requests = _HTTP_REQUESTS
         self.graphql_requests = _GRAPHQL_REQUESTS
         self.graphql_duration = _GRAPHQL_DURATION
         self.graphql_errors = _GRAPHQL_ERRORS
+        self.security = security_headers(production=production)
+        self.security_names = frozenset(name for name, _ in self.security)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        request_id = _inbound_id(scope["headers"])
+        # One pass over the request's headers: its id, and whether it is credentialed.
+        request_id: str | None = None
+        credentialed = False
+        for name, value in scope["headers"]:
+            if name == REQUEST_ID:
+                if _SAFE_ID.fullmatch(value):
+                    request_id = value.decode()
+            elif name in CREDENTIAL_HEADERS:
+                credentialed = True
         if request_id is None:
             request_id = f"{_ID_PREFIX}{next(_sequence):012x}"
-        header = (REQUEST_ID, request_id.encode())
+        id_header = (REQUEST_ID, request_id.encode())
+        security = self.security
         record = RequestRecord(
             request_id, scope["method"] if kind == "http" else "WS", scope["path"]
         )
         status = 0
 
-        async def send_with_id(message: Message) -> None:
+        # A plain function returning send's awaitable: one coroutine per message, not two.
+        def send_with_headers(message: Message) -> Awaitable[None]:
             nonlocal status
             kind = message["type"]
             if kind == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
+                headers = message.get("headers", ())
+                # ASGI response header names are lowercase. A response that set one of
+                # ours (GraphiQL's page sets its own CSP) keeps its own.
+                present = {name for name, _ in headers}
+                extra = (
+                    security
+                    if present.isdisjoint(self.security_names)
+                    else [header for header in security if header[0] not in present]
+                )
+                message["headers"] = [*headers, *extra, id_header]
+                if credentialed and b"cache-control" not in present:
+                    message["headers"].append(NO_STORE)
             elif kind == "websocket.accept":
                 status = 101
-                message["headers"] = [*message.get("headers", ()), header]
+                message["headers"] = [*message.get("headers", ()), id_header]
             elif kind == "websocket.close" and status == 0:
                 status = 403  # closed before the handshake: the server answers 403
-            await send(message)
+            return send(message)
 
         if record.path == "/metrics":
             TALLY.flush()  # what this process counted so far, in the scrape it answers
         token = current_request.set(record)
         started = time.perf_counter()
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_with_headers)
         except BaseException:
             if status == 0:
                 status = 500  # Starlette's outermost handler answers it
@@ -112,10 +138,3 @@ class Observe:
         # The record holds no header's value, query string, variable or document: what a
         # caller sent stays out of the logs (the operation name is the client's label for it).
         write_access(record, status, elapsed * 1000)
-
-
-def _inbound_id(headers: list[tuple[bytes, bytes]]) -> str | None:
-    for name, value in headers:
-        if name == REQUEST_ID:
-            return value.decode() if _SAFE_ID.fullmatch(value) else None
-    return None

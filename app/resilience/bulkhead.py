@@ -10,8 +10,10 @@ from enum import Enum
 from types import TracebackType
 from typing import TYPE_CHECKING, NoReturn
 
+from app.telemetry.labels import BatchedValue
+
 if TYPE_CHECKING:
-    from prometheus_client.metrics import Counter, Gauge
+    from prometheus_client.metrics import Counter
 
 
 class BulkheadFull(Exception):
@@ -92,9 +94,12 @@ class Bulkhead:
         }
 
 
-def _instruments(name: str) -> tuple[Gauge, Counter]:
+def _instruments(name: str) -> tuple[BatchedValue, Counter]:
     # Imported here, not at the top: app.cli imports this module (through the settings)
     # before `propintel serve` sets the metrics directory (app/telemetry/multiprocess.py).
     from app.telemetry import metrics
 
-    return metrics.bulkhead_active.labels(name), metrics.bulkhead_rejected.labels(name)
+    # `active` moves twice per call: added up and written in batches (app/telemetry/labels.py).
+    return BatchedValue(metrics.bulkhead_active.labels(name)), metrics.bulkhead_rejected.labels(
+        name
+    )

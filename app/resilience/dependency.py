@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import asyncpg
 import stamina
@@ -21,9 +21,7 @@ from app.resilience.breaker import BreakerConfig, CircuitBreaker, CircuitOpen
 from app.resilience.bulkhead import Bulkhead, BulkheadConfig, BulkheadFull, Preset
 from app.resilience.deadline import remaining
 from app.resilience.retry import Retry, is_transient
-
-if TYPE_CHECKING:
-    from prometheus_client.metrics import Counter, Histogram
+from app.telemetry.labels import BatchedObservations, BatchedValue
 
 T = TypeVar("T")
 OUTCOMES = ("success", "failure", "timeout", "rejected")
@@ -203,9 +201,11 @@ class _Instruments:
         # before `propintel serve` sets the metrics directory (app/telemetry/multiprocess.py).
         from app.telemetry import metrics
 
-        self.success: Counter = metrics.dependency_calls.labels(name, "success")
-        self.failure: Counter = metrics.dependency_calls.labels(name, "failure")
-        self.timeout: Counter = metrics.dependency_calls.labels(name, "timeout")
-        self.rejected: Counter = metrics.dependency_calls.labels(name, "rejected")
-        self.duration: Histogram = metrics.dependency_call_duration.labels(name)
-        self.retries: Counter = metrics.retries.labels(name)
+        # Every call updates these: added up and written in batches (app/telemetry/labels.py).
+        calls = metrics.dependency_calls
+        self.success = BatchedValue(calls.labels(name, "success"))
+        self.failure = BatchedValue(calls.labels(name, "failure"))
+        self.timeout = BatchedValue(calls.labels(name, "timeout"))
+        self.rejected = BatchedValue(calls.labels(name, "rejected"))
+        self.duration = BatchedObservations(metrics.dependency_call_duration.labels(name))
+        self.retries = BatchedValue(metrics.retries.labels(name))

@@ -21,11 +21,14 @@ A traceback is a field of the line (`exception`), never lines of its own.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import dataclasses
+import io
 import logging
 import sys
-import time
 from collections.abc import Callable
+from datetime import UTC
+from datetime import datetime as _datetime
 from typing import Any, BinaryIO, TextIO
 
 import orjson
@@ -37,6 +40,8 @@ from app.telemetry import tracing
 from app.telemetry.request import RequestRecord, current_request
 
 ACCESS_LOGGER = "propintel.access"
+_now = _datetime.now
+_UTC = UTC
 _LEVELS = {"trace": 5, "debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 
 
@@ -81,7 +86,9 @@ not a system call per request (any other log line flushes them at once, in order
 
 def _json_access(out: BinaryIO) -> AccessWriter:
     write, flush = out.write, out.flush
-    options = orjson.OPT_APPEND_NEWLINE
+    # A datetime orjson writes itself: what TimeStamper(fmt="iso", utc=True) writes, at
+    # half the cost of formatting it in Python.
+    options = orjson.OPT_APPEND_NEWLINE | orjson.OPT_UTC_Z
     flushing_on: asyncio.AbstractEventLoop | None = None
 
     def flush_now() -> None:
@@ -96,7 +103,7 @@ def _json_access(out: BinaryIO) -> AccessWriter:
             "event": "request",
             "logger": ACCESS_LOGGER,
             "level": "info",
-            "timestamp": _timestamp(),
+            "timestamp": _now(_UTC),
             "request_id": record.request_id,
             "method": record.method,
             "path": record.path,
@@ -134,21 +141,6 @@ def _no_access(record: RequestRecord, status: int, duration_ms: float) -> None:
     pass
 
 
-_second = -1
-_second_text = ""
-
-
-def _timestamp() -> str:
-    """What TimeStamper(fmt="iso", utc=True) writes, formatting the date once a second."""
-    global _second, _second_text
-    now = time.time()
-    second = int(now)
-    if second != _second:
-        _second, _second_text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-    # printf-style: a third cheaper than a format spec in an f-string (it runs per request)
-    return "%s.%06dZ" % (_second_text, (now - second) * 1_000_000)  # noqa: UP031
-
-
 def _json_bytes(event: EventDict, **_: Any) -> bytes:
     # default=str: an odd value (a Path, an exception) still renders instead of failing
     return orjson.dumps(event, default=str)
@@ -165,11 +157,36 @@ def level_number(level: str) -> int:
         raise ValueError(f"unknown log level {level!r} (one of {', '.join(_LEVELS)})") from None
 
 
+_BUFFERED: dict[int, TextIO] = {}
+"""Buffered stand-ins of unbuffered streams, by the raw stream's id: made once, kept for the
+process's life (a discarded wrapper would close the raw stream under it)."""
+
+
+def buffered(out: TextIO) -> TextIO:
+    """`out`, or a stand-in writing to the same file through a buffer when its binary layer
+    is raw (PYTHONUNBUFFERED=1 or `python -u`, as container images often set): every write
+    would be a system call, ~10% of a cached answer for the access line alone. Every event
+    but the access line flushes as it is written (structlog's BytesLogger, logging's
+    StreamHandler), so lines stay in order and prompt; access lines wait at most
+    FLUSH_WITHIN_S, and an exit flushes them."""
+    raw = getattr(out, "buffer", None)
+    if raw is None or isinstance(raw, io.BufferedIOBase):
+        return out
+    known = _BUFFERED.get(id(raw))
+    if known is None:
+        writer = io.BufferedWriter(raw, buffer_size=1 << 16)
+        known = _BUFFERED[id(raw)] = io.TextIOWrapper(
+            writer, encoding=getattr(out, "encoding", None) or "utf-8", write_through=True
+        )
+        atexit.register(writer.flush)
+    return known
+
+
 def configure_logging(json: bool, level: str = "info", *, stream: TextIO | None = None) -> None:
     """Sets up structlog and the standard library's root logger; safe to call again (the
     `serve` process configures before uvicorn starts, each worker in the app factory)."""
     global _write_access
-    out = stream or sys.stdout
+    out = buffered(stream or sys.stdout)
     threshold = level_number(level)
     shared: list[Processor] = [
         structlog.processors.add_log_level,
