@@ -338,7 +338,9 @@ async def _refuse(
 ) -> None:
     request = current_request.get()
     if request is not None:
-        request.outcome = "rejected"
+        # Refused before execution; a credential check that could not run is our failure
+        # (the error-ratio alert counts it), not the request's.
+        request.outcome = "error" if code == ErrorCode.SERVICE_UNAVAILABLE else "rejected"
         request.error_codes.append(str(code))
     error = {"message": message, "extensions": {"code": str(code), **(extensions or {})}}
     content = orjson.dumps({"errors": [error]})
