@@ -27,14 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.run import (
-    BENCH_JWT_SECRET,
-    DATABASE_URL,
     PROPERTY_FIELDS,
     REDIS_URL,
     ROOT,
     SALE_FIELDS,
     body,
     log,
+    ours_env,
     ours_page,
     psql,
     server,
@@ -67,20 +66,10 @@ def worktree(ref: str) -> Path:
 @contextmanager
 def serving(tree: Path, port: int, *, cached: bool, namespace: str, head: bool) -> Iterator[str]:
     env = {
+        **ours_env(cached=cached, namespace=namespace),
         "PYTHONPATH": str(tree),
-        "DATABASE_URL": DATABASE_URL,
-        "PROPINTEL_PROFILE": "prod",
-        "PROPINTEL_CACHE_ENABLED": "true" if cached else "false",
-        "PROPINTEL_INITIAL_LOAD": "none",
-        "PROPINTEL_DB_POOL_SIZE": "16",
-        "JWT_SECRET": BENCH_JWT_SECRET,
-        "ADMIN_API_KEY": os.urandom(16).hex(),
-        "PROPINTEL_RATE_LIMIT_ENABLED": "false",
-        "PROPINTEL_TRAIN_ON_START": "false",
         "PROPINTEL_WORKER": "false",
         "REDIS_URL": REDIS_URL if cached else "",
-        "PROPINTEL_CACHE_NAMESPACE": namespace,
-        "PROPINTEL_CACHE_WARM": "0",
     }
     command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
     # The head as it ships: the access line is an `info` event. The base as bench/run ran it.

@@ -139,7 +139,8 @@ BENCH_ADMIN = {
 REDIS_URL = os.environ.get("PROPINTEL_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def ours(workers: int, *, cached: bool = False) -> Any:
+def ours_env(*, cached: bool, namespace: str | None = None) -> dict[str, str]:
+    """How the bench runs propintel (also bench/observability_cost.py)."""
     env = {
         "DATABASE_URL": DATABASE_URL,
         "PROPINTEL_PROFILE": "prod",
@@ -156,9 +157,14 @@ def ours(workers: int, *, cached: bool = False) -> Any:
     if cached:
         env |= {
             "REDIS_URL": REDIS_URL,
-            "PROPINTEL_CACHE_NAMESPACE": f"bench{os.getpid()}",
+            "PROPINTEL_CACHE_NAMESPACE": namespace or f"bench{os.getpid()}",
             "PROPINTEL_CACHE_WARM": "0",
         }
+    return env
+
+
+def ours(workers: int, *, cached: bool = False) -> Any:
+    env = ours_env(cached=cached)
     command = [
         str(ROOT / ".venv/bin/propintel"),
         "serve",
