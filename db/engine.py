@@ -183,6 +183,23 @@ async def _keep_session(_connection: Any) -> None:
     state, so asyncpg's default reset (a round trip per release) buys nothing."""
 
 
+def _as_bytes(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+def _raw_bytes(value: bytes) -> bytes:
+    return value
+
+
+async def _json_as_bytes(connection: Any) -> None:
+    """`json` values as the bytes PostgreSQL sent: the JSON read path embeds them unparsed
+    (orjson.Fragment, db/repositories/json_pages.py), so even the str decode is skipped.
+    (The binary form of `json` is its text.) No other read returns `json`."""
+    await connection.set_type_codec(
+        "json", schema="pg_catalog", encoder=_as_bytes, decoder=_raw_bytes, format="binary"
+    )
+
+
 class Guard(Protocol):
     """Runs a call under a dependency's resilience policy (app/resilience): the call gets the
     seconds it may take; `self_timed` says it enforces them itself."""
@@ -247,6 +264,7 @@ class Database:
                         min_size=1,
                         max_size=self._pool_size,
                         reset=_keep_session,
+                        init=_json_as_bytes,
                         ssl=self._ssl,
                         server_settings={
                             "application_name": "propintel",

@@ -12,6 +12,7 @@ from app.cache import Cache, RequestScope
 from app.estimates.service import ModelRegistry
 from db.engine import Database
 from loaders.estimates import EstimateLoader
+from loaders.json import PropertyJsonLoader
 from loaders.localities import LocalityByIdLoader, LocalityByNameLoader, PropertiesByLocalityLoader
 from loaders.properties import PropertyByIdLoader, PropertyCountLoader
 from loaders.sales import (
@@ -72,6 +73,10 @@ class Loaders:
     @cached_property
     def locality_stats(self) -> LocalityStatsLoader:
         return LocalityStatsLoader(*self._arguments)
+
+    @cached_property
+    def property_json(self) -> PropertyJsonLoader:
+        return PropertyJsonLoader(*self._arguments)
 
     @cached_property
     def recent_market_sales(self) -> RecentMarketSalesLoader:

@@ -23,6 +23,7 @@ from graphql.execution.values import VariableValues, get_variable_values
 
 from app.context import Context
 from app.graphql.plan import (
+    Arguments,
     FieldPlan,
     Leaf,
     ListOf,
@@ -50,6 +51,7 @@ async def execute_plan(
     variable_inputs: dict[str, Any] | None,
 ) -> dict[str, Any]:
     variables = _coerce_variables(plan, schema, variable_inputs)
+    json_path = context.db.is_postgresql  # JSON built by the database: PostgreSQL only
     data: dict[str, Any] = {}
     batches: list[_Batch] = []
     (root_fields,) = plan.root.fields.values()
@@ -57,14 +59,20 @@ async def execute_plan(
     while batches:
         wave, batches = batches, []
         if len(wave) == 1:
-            results = [await _fetch(wave[0], schema, context, variables)]
+            results = [await _fetch(wave[0], schema, context, variables, json_path)]
         else:
             results = await asyncio.gather(
-                *(_fetch(batch, schema, context, variables) for batch in wave)
+                *(_fetch(batch, schema, context, variables, json_path) for batch in wave)
             )
         for batch, values in zip(wave, results, strict=True):
             key = batch.field.key
-            completed = _complete(batch.field.completion, values, batches)
+            if json_path and batch.field.json is not None:
+                # Whole values already (orjson.Fragment): nothing below them to complete.
+                if not batch.field.completion.nullable and None in values:
+                    raise Fallback("null in a non-null object")
+                completed = values
+            else:
+                completed = _complete(batch.field.completion, values, batches)
             for output, value in zip(batch.outputs, completed, strict=True):
                 output[key] = value
     return data
@@ -83,7 +91,11 @@ def _coerce_variables(
 
 
 async def _fetch(
-    batch: _Batch, schema: strawberry.Schema, context: Context, variables: VariableValues | None
+    batch: _Batch,
+    schema: strawberry.Schema,
+    context: Context,
+    variables: VariableValues | None,
+    json_path: bool,
 ) -> list[Any]:
     field = batch.field
     assert field.batch is not None
@@ -91,7 +103,16 @@ async def _fetch(
     arguments = field.arguments.fixed
     if arguments is None:
         arguments = convert_field_arguments(schema, field.arguments, variables)
-    values = await field.batch(batch.parents, context, **arguments)
+    if json_path and field.json is not None:
+
+        def convert(nested: Arguments) -> dict[str, Any]:
+            if nested.fixed is not None:
+                return nested.fixed
+            return convert_field_arguments(schema, nested, variables)
+
+        values = await field.json.fetch(batch.parents, context, convert, arguments)
+    else:
+        values = await field.batch(batch.parents, context, **arguments)
     if len(values) != len(batch.parents):
         raise Fallback(f"{field.key}: batch returned {len(values)} values")
     return values

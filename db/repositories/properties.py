@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -202,14 +202,16 @@ async def properties_by_id(db: Database, ids: Sequence[int]) -> dict[int, Proper
     return {row[0]: PropertyRecord(*row) for row in rows}
 
 
-async def properties_page(
+def properties_page_statement(
     db: Database,
     criteria: PropertyCriteria,
     *,
     order: KeysetOrder[PropertyRecord],
     after: Sequence[Any] | None,
     limit: int,
-) -> list[PropertyRecord]:
+) -> tuple[sa.Select[Any], dict[str, Any], Hashable]:
+    """The keyset page statement (built once per shape), its parameters, and its shape's key
+    (db/repositories/json_pages.py wraps the same statement)."""
     given = tuple(name for name in _FILTERS if getattr(criteria, name) is not None)
     by_name, by_postcode = criteria.locality_name is not None, criteria.postcode is not None
 
@@ -242,7 +244,21 @@ async def properties_page(
     params = _parameters(criteria) | {"limit": limit}
     if after is not None:
         params |= order.parameter_values(after)
-    rows = await db.fetch_all(cached_statement(key, build), params, prepared=True)
+    return cached_statement(key, build), params, key
+
+
+async def properties_page(
+    db: Database,
+    criteria: PropertyCriteria,
+    *,
+    order: KeysetOrder[PropertyRecord],
+    after: Sequence[Any] | None,
+    limit: int,
+) -> list[PropertyRecord]:
+    statement, params, _key = properties_page_statement(
+        db, criteria, order=order, after=after, limit=limit
+    )
+    rows = await db.fetch_all(statement, params, prepared=True)
     return [PropertyRecord(*row) for row in rows]
 
 
@@ -334,7 +350,8 @@ async def estimate_properties(db: Database, criteria: PropertyCriteria) -> int:
         lambda: Explain(sa.select(sa.literal(1)).select_from(p).where(*_conditions(shape))),
     )
     rows = await db.fetch_all(statement, _parameters(criteria), prepared=True)
-    plan = json.loads(rows[0][0]) if isinstance(rows[0][0], str) else rows[0][0]
+    raw = rows[0][0]  # EXPLAIN's json: bytes on the read pool (db/engine.py), str elsewhere
+    plan = json.loads(raw) if isinstance(raw, str | bytes) else raw
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
