@@ -5,9 +5,10 @@ storing what it read (it may predate the write).
 Every stored entry names the entities it contains (tags such as `property:42`). L2 keeps a
 Redis set per tag (redis_scripts.py); L1 has no sets of its own, so `L1Tags` indexes its keys
 by tag. A load takes a `LoadTicket` before reading its source: L1 refuses the value when the
-local generation counter moved since, L2's store script when Redis recorded an invalidation
-after the ticket's time. After a pub/sub disconnect a process clears its L1: it may have
-missed messages.
+local generation counter moved since, L2's store script when Redis's invalidation counter
+moved past the one the ticket saw. Every invalidation message carries that counter, so a
+process knows it as soon as it has applied the write's invalidation. After a pub/sub
+disconnect a process clears its L1: it may have missed messages.
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ logger = logging.getLogger("propintel.cache")
 @dataclass(frozen=True, slots=True)
 class LoadTicket:
     generation: int
-    started_ms: int
-    """Wall-clock milliseconds (compared with Redis's last invalidation time)."""
+    seen: int
+    """Redis's invalidation counter as this process knew it (redis_scripts.py): a store is
+    refused when the counter moved since. Never ahead of Redis's (safe when behind: the
+    store is refused, not a stale value kept)."""
     started: float
     """perf_counter() (how long the load took: XFetch's delta)."""
 
@@ -96,6 +99,8 @@ class Invalidation:
         """Names this process in the messages it publishes (it applied them before)."""
         self.generation = 0
         """Moves on every L1 invalidation: a load that saw it move does not store in L1."""
+        self.seen = 0
+        """The highest invalidation counter heard from Redis (replies and messages)."""
         self.subscribed = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
 
@@ -104,7 +109,13 @@ class Invalidation:
     def ticket(self) -> LoadTicket:
         """Taken before computing a value: storing it is refused if an invalidation came
         in between (the value may predate the write)."""
-        return LoadTicket(self.generation, int(time.time() * 1000), time.perf_counter())
+        return LoadTicket(self.generation, self.seen, time.perf_counter())
+
+    def observe(self, counter: int, *, ticket: LoadTicket | None = None) -> None:
+        """Redis's counter, as a reply or message showed it. Below a ticket it was given
+        for, Redis lost the counter (restarted): start again from what it says now."""
+        if counter > self.seen or (ticket is not None and counter < ticket.seen):
+            self.seen = counter
 
     def unchanged_since(self, ticket: LoadTicket) -> bool:
         """No invalidation reached L1 since the ticket was taken."""
@@ -138,15 +149,18 @@ class Invalidation:
                 key.decode() if isinstance(key, bytes) else key
                 async for key in self.redis.scan_iter(match=self.keys.tag(pattern), count=1000)
             ]
-        now_ms = int(time.time() * 1000)
-        dropped = int(
-            await self.scripts.invalidate(
-                keys=[self.keys.last_invalidation, *tag_keys], args=[now_ms]
-            )
+        dropped, counter = await self.scripts.invalidate(
+            keys=[self.keys.last_invalidation, *tag_keys]
         )
-        message = {"tags": list(tags), "patterns": list(patterns), "origin": self.origin}
+        self.observe(int(counter))
+        message = {
+            "tags": list(tags),
+            "patterns": list(patterns),
+            "origin": self.origin,
+            "counter": int(counter),
+        }
         await self.redis.publish(self.keys.channel, orjson.dumps(message))
-        return dropped
+        return int(dropped)
 
     def invalidate_l1(self, tags: Iterable[str], patterns: Iterable[str]) -> int:
         self.generation += 1
@@ -178,6 +192,7 @@ class Invalidation:
                     await pubsub.subscribe(self.keys.channel)
                     # Messages sent while we were not subscribed are lost: start clean.
                     self.clear_l1()
+                    self.observe(int(await self.redis.get(self.keys.last_invalidation) or 0))
                     self.subscribed.set()
                     delay = 0.05
                     async for message in pubsub.listen():
@@ -200,3 +215,5 @@ class Invalidation:
         if message.get("origin") == self.origin:
             return  # applied before publishing
         self.invalidate_l1(message.get("tags", ()), message.get("patterns", ()))
+        # Only now: a load this process starts from here on read after the write.
+        self.observe(int(message.get("counter", 0)))

@@ -74,3 +74,12 @@ class CacheStatistics:
 
     def reset(self) -> None:
         self.counters.clear()
+
+
+@dataclass(slots=True)
+class StoreRefusals:
+    """Values loaded but not stored, because an invalidation came while they were loading
+    (they may predate the write): per tier (tests and statistics)."""
+
+    l1: int = 0
+    l2: int = 0

@@ -18,14 +18,14 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiocache import RedisCache
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from app.cache.entry import Entry
+from app.cache.entry import Entry, EntrySerializer
 from app.cache.invalidation import Invalidation, InvalidationCounts, L1Tags, LoadTicket
 from app.cache.keys import Keyspace
 from app.cache.leases import Leases
@@ -33,7 +33,7 @@ from app.cache.memory import BoundedMemoryCache
 from app.cache.redis_client import redis_cache
 from app.cache.redis_scripts import RedisScripts, store_call
 from app.cache.resources import Resource
-from app.cache.stats import CacheStatistics
+from app.cache.stats import CacheStatistics, StoreRefusals
 from app.resilience.dependency import ServiceUnavailable
 from app.settings.cache import Ttls
 from db.engine import Guard
@@ -50,6 +50,7 @@ async def _unguarded(
 
 
 MISSING: Any = object()
+_SERIALIZER = EntrySerializer()
 
 
 @dataclass(slots=True)
@@ -95,6 +96,7 @@ class TieredCache:
         self.keys = Keyspace(namespace)
         self.loads = 0
         """Keys this process loaded from the source (for tests and statistics)."""
+        self.refusals = StoreRefusals()
         self.l1_tags = L1Tags()
         self.l1 = BoundedMemoryCache(max_entries=l1_max_entries, on_drop=self.l1_tags.forget)
         self.statistics = statistics or CacheStatistics()
@@ -227,13 +229,17 @@ class TieredCache:
         missing: list[int],
         stale: dict[int, Entry] | None = None,
     ) -> list[int]:
-        assert self.l2 is not None
+        assert self.redis is not None
+        redis = self.redis
         try:
-            found = await self.guard(lambda _budget: self.l2.multi_get([keys[i] for i in missing]))  # type: ignore[union-attr]
+            # redis-py's MGET itself: aiocache's multi_get wraps it in four layers (enabled,
+            # timeout, plugins, namespaces) that cost more than the round trip here.
+            raw = await self.guard(lambda _budget: redis.mget([keys[i] for i in missing]))
         except (RedisError, OSError, ServiceUnavailable) as error:
             logger.warning("L2 read failed, reading through: %s", error)
             self.statistics.count("l2", resource, hits=0, misses=len(missing), errors=1)
             return missing
+        found = [_SERIALIZER.loads(value) for value in raw]
         now = time.time()
         still_missing: list[int] = []
         promote: list[tuple[str, Entry]] = []
@@ -297,23 +303,28 @@ class TieredCache:
     ) -> None:
         ticket = self.invalidation.ticket()
         # Across processes: take a lease per key; keys leased elsewhere may appear in L2.
-        acquired, elsewhere = await self.leases.acquire(keys, mine)
-        leased = list(acquired)
-        if elsewhere:
-            arrived = await self.leases.wait_for_l2(keys, elsewhere)
+        # The same round trip reads the invalidation counter: this load's L2 ticket.
+        acquired = await self.leases.acquire(keys, mine)
+        if acquired.counter is not None:
+            ticket = replace(ticket, seen=acquired.counter)
+            self.invalidation.observe(acquired.counter)
+        leased = list(acquired.leased)
+        if acquired.elsewhere:
+            arrived = await self.leases.wait_for_l2(keys, acquired.elsewhere)
             for position, entry in arrived.items():
                 values[position] = entry.value
                 futures[keys[position]].set_result(entry.value)
-            # Not there in time (the other process is slow or gone): load them ourselves.
-            leased += [p for p in elsewhere if p not in arrived]
+            # Not there (the holder's store was refused, or it is slow or gone): load them.
+            leased += [p for p in acquired.elsewhere if p not in arrived]
         if not leased:
             return
         started = time.perf_counter()
         self.loads += len(leased)
         try:
             loaded = await load(leased)
-        finally:
-            await self.leases.release(keys, acquired)
+        except BaseException:
+            await self.leases.release(keys, acquired.leased)
+            raise
         delta = time.perf_counter() - started
         expires_at = time.time() + ttl
         stored: list[tuple[str, Entry]] = []
@@ -325,18 +336,51 @@ class TieredCache:
         if self.invalidation.unchanged_since(ticket):
             for key, entry in stored:
                 self._put_l1(key, entry, ttl)
-        await self._store_l2(stored, ttl, ticket.started_ms)
+        else:
+            self.refusals.l1 += len(stored)
+        # The store releases our leases with it: waiters see the value and no lease at once.
+        if not await self._store_l2(
+            stored, ttl, ticket, self.leases.lease_keys(keys, acquired.leased)
+        ):
+            await self.leases.release(keys, acquired.leased)
 
-    async def _store_l2(self, stored: list[tuple[str, Entry]], ttl: float, started_ms: int) -> None:
-        if self.scripts is None or not stored:
-            return
+    async def _store_l2(
+        self,
+        stored: list[tuple[str, Entry]],
+        ttl: float,
+        ticket: LoadTicket,
+        leases: list[str] | None = None,
+    ) -> bool:
+        """Stores (unless an invalidation came after `ticket`) and releases `leases`; False
+        when Redis could not be asked (the leases are still held)."""
+        if self.scripts is None:
+            return True  # no Redis: no leases either
+        if not stored:
+            return not leases
         scripts = self.scripts
         kept_ms = int((ttl + self.stale_if_error_s) * 1000)
-        keys, arguments = store_call(self.keys, stored, started_ms=started_ms, kept_ms=kept_ms)
+        keys, arguments = store_call(
+            self.keys,
+            stored,
+            seen=ticket.seen,
+            kept_ms=kept_ms,
+            leases=leases or (),
+            owner=self.leases.owner,
+        )
         try:
-            await self.guard(lambda _budget: scripts.store(keys=keys, args=arguments))
+            accepted, counter = await self.guard(
+                lambda _budget: scripts.store(keys=keys, args=arguments)
+            )
         except (RedisError, OSError, ServiceUnavailable) as error:
             logger.warning("L2 write failed: %s", error)
+            return False
+        self.invalidation.observe(int(counter), ticket=ticket)
+        if not accepted:
+            self.refusals.l2 += len(stored)
+            # Redis heard of an invalidation this process has not applied yet (its message is
+            # on the way): what L1 just took may predate it.
+            self.l1.delete_now(key for key, _ in stored)
+        return True
 
     def _put_l1(self, key: str, entry: Entry, ttl: float) -> None:
         self.l1.put(key, entry, ttl + self.stale_if_error_s)
@@ -376,4 +420,6 @@ class TieredCache:
         entry = Entry(value, time.time() + ttl, time.perf_counter() - ticket.started, tuple(tags))
         if self.invalidation.unchanged_since(ticket):
             self._put_l1(full_key, entry, ttl)
-        await self._store_l2([(full_key, entry)], ttl, ticket.started_ms)
+        else:
+            self.refusals.l1 += 1
+        await self._store_l2([(full_key, entry)], ttl, ticket)
