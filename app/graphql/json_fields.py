@@ -24,9 +24,11 @@ executor, which reports it with its path and code.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Protocol
 
 import orjson
@@ -74,6 +76,8 @@ from resolvers import sales as sale_resolvers
 from resolvers.filters import property_criteria
 from resolvers.pagination import cursor_values, page_size
 from schema.ids import expect_global_id
+
+logger = logging.getLogger("propintel.execution")
 
 MAX_SHAPES = 512
 """Distinct shapes given the JSON path per process (their statements stay prepared); past it
@@ -195,7 +199,7 @@ class _Shaper:
                 raise _NoJson(name)
             # The resolver: PropertyNature(stored) for the stored values it knows, else null.
             names = tuple(
-                (str(value.value.value), enum_name) for enum_name, value in named.values.items()
+                (_stored(value.value), enum_name) for enum_name, value in named.values.items()
             )
             return EnumName(key, "nature", names)
         declared = _CONNECTIONS.get(function)
@@ -279,6 +283,14 @@ class _Shaper:
         return PageInfo(key, tuple(fields))
 
 
+def _stored(value: Any) -> str:
+    """What the column holds for an enum value (Strawberry keeps the member's value)."""
+    stored = value.value if isinstance(value, Enum) else value
+    if not isinstance(stored, str):
+        raise _NoJson("an enum value that is not a string")
+    return stored
+
+
 def _selections(nodes: Sequence[FieldNode]) -> list[SelectionSetNode]:
     return [node.selection_set for node in nodes if node.selection_set]
 
@@ -319,6 +331,9 @@ def json_alternative(
         else:
             return None
     except _NoJson:
+        return None
+    except Exception:  # fail closed: a surprise here must never cost the plan itself
+        logger.exception("no JSON path for %s.%s", parent.name, definition.ast_node)
         return None
     found = _query_for(shape)
     if found is None:

@@ -367,7 +367,7 @@ class _Render:
             elif what == "startCursor":
                 value = (
                     f"coalesce(to_json((array_agg({cursor} ORDER BY {rows}.rn__) "
-                    f"FILTER (WHERE {rows}.rn__ = 1))[1])::text, 'null')"
+                    f"FILTER (WHERE {rows}.rn__ = 1 AND {rows}.rn__ <= {first}))[1])::text, 'null')"
                 )
             elif what == "endCursor":
                 value = (
