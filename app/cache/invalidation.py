@@ -4,7 +4,9 @@ storing what it read (it may predate the write).
 
 Every stored entry names the entities it contains (tags such as `property:42`). L2 keeps a
 Redis set per tag (redis_scripts.py); L1 has no sets of its own, so `L1Tags` indexes its keys
-by tag. A load takes a `LoadTicket` before reading its source: L1 refuses the value when the
+by tag. A write's invalidation returns once every subscribed process has acknowledged its
+message (up to ACK_WAIT_S): a read sent anywhere after the write's answer is fresh. A load
+takes a `LoadTicket` before reading its source: L1 refuses the value when the
 local generation counter moved since, L2's store script when Redis's invalidation counter
 moved past the one the ticket saw. Every invalidation message carries that counter, so a
 process knows it as soon as it has applied the write's invalidation. After a pub/sub
@@ -18,6 +20,7 @@ import contextlib
 import fnmatch
 import logging
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,6 +34,36 @@ from app.cache.memory import BoundedMemoryCache
 from app.cache.redis_scripts import RedisScripts
 
 logger = logging.getLogger("propintel.cache")
+
+ACK_WAIT_S = 0.5
+"""How long a write waits for the other processes to acknowledge its invalidation. Past it
+(a process stalled), the write returns anyway and logs it: that process drops the entries
+when it gets to the message."""
+
+
+@dataclass(slots=True)
+class AckCounters:
+    """Invalidations this process sent, and those not acknowledged by all in time."""
+
+    sent: int = 0
+    acknowledged: int = 0
+    late: int = 0
+
+
+@dataclass(slots=True)
+class _Pending:
+    future: asyncio.Future[None]
+    acks: int = 0
+    expected: int | None = None
+    """Receivers of the message (PUBLISH's answer), this process included; None until known."""
+
+    def ack(self) -> None:
+        self.acks += 1
+        self.check()
+
+    def check(self) -> None:
+        if self.expected is not None and self.acks >= self.expected and not self.future.done():
+            self.future.set_result(None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +136,10 @@ class Invalidation:
         """The highest invalidation counter heard from Redis (replies and messages)."""
         self.subscribed = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
+        self.acks = AckCounters()
+        self._pending: dict[str, _Pending] = {}
+        self._ack_channel = f"{keys.channel}:acks:{origin}"
+        """Where the others acknowledge this process's invalidations."""
 
     # -- tickets ---------------------------------------------------------------------------
 
@@ -153,13 +190,40 @@ class Invalidation:
             keys=[self.keys.last_invalidation, *tag_keys]
         )
         self.observe(int(counter))
+        # Acknowledgements come through our own subscription: without one, none can arrive.
+        waiting = self.subscribed.is_set()
+        message_id = uuid.uuid4().hex if waiting else None
         message = {
             "tags": list(tags),
             "patterns": list(patterns),
             "origin": self.origin,
             "counter": int(counter),
+            "id": message_id,
         }
-        await self.redis.publish(self.keys.channel, orjson.dumps(message))
+        if message_id is None:
+            await self.redis.publish(self.keys.channel, orjson.dumps(message))
+            return int(dropped)
+        pending = self._pending[message_id] = _Pending(asyncio.get_running_loop().create_future())
+        try:
+            pending.expected = int(
+                await self.redis.publish(self.keys.channel, orjson.dumps(message))
+            )
+            pending.check()
+            self.acks.sent += 1
+            try:
+                await asyncio.wait_for(asyncio.shield(pending.future), ACK_WAIT_S)
+                self.acks.acknowledged += 1
+            except TimeoutError:
+                self.acks.late += 1
+                logger.warning(
+                    "invalidation %s acknowledged by %d of %d processes within %.1f s",
+                    tags or patterns,
+                    pending.acks,
+                    pending.expected,
+                    ACK_WAIT_S,
+                )
+        finally:
+            del self._pending[message_id]
         return int(dropped)
 
     def invalidate_l1(self, tags: Iterable[str], patterns: Iterable[str]) -> int:
@@ -189,15 +253,20 @@ class Invalidation:
         while True:
             try:
                 async with self.redis.pubsub() as pubsub:
-                    await pubsub.subscribe(self.keys.channel)
+                    await pubsub.subscribe(self.keys.channel, self._ack_channel)
                     # Messages sent while we were not subscribed are lost: start clean.
                     self.clear_l1()
                     self.observe(int(await self.redis.get(self.keys.last_invalidation) or 0))
                     self.subscribed.set()
                     delay = 0.05
+                    ack_channel = self._ack_channel.encode()
                     async for message in pubsub.listen():
-                        if message.get("type") == "message":
-                            self._apply(message["data"])
+                        if message.get("type") != "message":
+                            continue
+                        if message["channel"] == ack_channel:
+                            self._acknowledged(message["data"].decode())
+                        else:
+                            await self._apply(message["data"])
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # a dropped connection, or anything that broke the loop
@@ -210,10 +279,23 @@ class Invalidation:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    def _apply(self, data: bytes) -> None:
+    async def _apply(self, data: bytes) -> None:
         message = orjson.loads(data)
-        if message.get("origin") == self.origin:
-            return  # applied before publishing
+        origin, message_id = message.get("origin"), message.get("id")
+        if origin == self.origin:
+            if message_id is not None:  # applied before publishing: our own acknowledgement
+                self._acknowledged(message_id)
+            return
         self.invalidate_l1(message.get("tags", ()), message.get("patterns", ()))
         # Only now: a load this process starts from here on read after the write.
         self.observe(int(message.get("counter", 0)))
+        if message_id is not None and self.redis is not None:
+            try:
+                await self.redis.publish(f"{self.keys.channel}:acks:{origin}", message_id)
+            except (RedisError, OSError) as error:  # the writer waits ACK_WAIT_S, then goes on
+                logger.warning("could not acknowledge invalidation %s: %s", message_id, error)
+
+    def _acknowledged(self, message_id: str) -> None:
+        pending = self._pending.get(message_id)
+        if pending is not None:
+            pending.ack()
