@@ -49,6 +49,7 @@ READ = """query($id: ID!) { property(id: $id) { id propertyName vgPropertyId str
     houseNumber lastSalePrice sales(first: 10) { edges { node { contractDate price dealingNumber } } } } }"""
 WRITE = """mutation($id: ID!, $name: String!) {
     updateProperty(id: $id, input: {propertyName: $name}) { id propertyName } }"""
+INVALIDATE = """mutation($tags: [String!]) { invalidateCache(tags: $tags) { l2Entries } }"""
 STATS = """{ cacheStats { tiers { tier hits misses } } }"""
 
 
@@ -131,6 +132,7 @@ def measure(
     database: str = DATABASE,
     pause_s: float = 0.05,
     tree: Path | None = None,
+    write: str = "update",
 ) -> dict[str, Any]:
     """Times, on process B, the first read of a property just changed on process A, a normal
     miss and a normal hit, over `rounds` rounds of each kind (a new property each):
@@ -141,7 +143,12 @@ def measure(
       processes miss the same keys together and one waits for the other's load (leases).
 
     `database_url`: a database to write to (default: the bench's own, made when missing);
-    `tree`: another source tree to run (a base commit, `export_tree`)."""
+    `tree`: another source tree to run (a base commit, `export_tree`); `write="invalidate"`:
+    instead of writing, A invalidates what a write to the property would (`invalidateCache`
+    with `property_tags`' tags but the locality's), which leaves the data as it was: for a
+    read-only database such as propintel_full. B's read is then fresh when it misses the
+    whole-operation cache (the response cached before was dropped)."""
+    assert write in {"update", "invalidate"}
     url = database_url or ensure_database(database)
     name = database_url.rsplit("/", 1)[-1] if database_url else database
     namespace = f"raw{os.getpid()}{uuid.uuid4().hex[:6]}"
@@ -158,19 +165,38 @@ def measure(
         ThreadPoolExecutor(2) as pool,
     ):
 
-        def read(http: httpx.Client, base: str, property_id: str) -> tuple[float, str | None]:
+        def read(http: httpx.Client, base: str, property_id: str) -> tuple[float, str]:
+            """Seconds, and what tells the answer is fresh: the name, or the cache's answer."""
             started = time.perf_counter()
             response = http.post(base, json={"query": READ, "variables": {"id": property_id}})
             elapsed = time.perf_counter() - started
             body = response.json()
             assert "errors" not in body, body
+            if write == "invalidate":
+                return elapsed, response.headers["x-cache"]
             return elapsed, body["data"]["property"]["propertyName"]
 
-        def fresh_on_b(property_id: str, name: str, since: float) -> tuple[float, int]:
+        def fresh_on_b(property_id: str, fresh: str, since: float) -> tuple[float, int]:
             stale = 0
-            while read(http_b, b, property_id)[1] != name:
+            while read(http_b, b, property_id)[1] != fresh:
                 stale += 1
             return time.perf_counter() - since, stale
+
+        def change(property_id: str, new_name: str) -> str:
+            if write == "invalidate":
+                number = base64.urlsafe_b64decode(property_id).decode().split(":")[1]
+                variables = {"tags": [f"property:{number}", "list:properties"]}
+                answer = http_a.post(
+                    a, json={"query": INVALIDATE, "variables": variables}, headers=BENCH_ADMIN
+                ).json()
+                assert "errors" not in answer, answer
+                return "miss"
+            update: dict[str, str] = {"id": property_id, "name": new_name}
+            written = http_a.post(
+                a, json={"query": WRITE, "variables": update}, headers=BENCH_ADMIN
+            ).json()
+            assert written["data"]["updateProperty"]["propertyName"] == new_name, written
+            return new_name
 
         time.sleep(0.5)  # both subscribe to invalidations as they start
         for _ in range(20):  # warm both processes' connections and plans
@@ -180,27 +206,22 @@ def measure(
             kind = "alone" if round_ % 2 == 0 else "both"
             misses.append(read(http_b, b, property_id)[0])
             hits.append(read(http_b, b, property_id)[0])
-            new_name = f"RAW {tag} {round_}"
-            written = http_a.post(
-                a,
-                json={"query": WRITE, "variables": {"id": property_id, "name": new_name}},
-                headers=BENCH_ADMIN,
-            ).json()
-            assert written["data"]["updateProperty"]["propertyName"] == new_name, written
+            fresh = change(property_id, f"RAW {tag} {round_}")
             returned = time.perf_counter()
             if kind == "both":
                 on_a = pool.submit(read, http_a, a, property_id)
-                on_b = pool.submit(fresh_on_b, property_id, new_name, returned)
-                assert on_a.result()[1] == new_name
+                on_b = pool.submit(fresh_on_b, property_id, fresh, returned)
+                on_a.result()
                 elapsed, stale = on_b.result()
             else:
-                elapsed, stale = fresh_on_b(property_id, new_name, returned)
+                elapsed, stale = fresh_on_b(property_id, fresh, returned)
             first[kind].append(elapsed)
             stale_reads += stale
             time.sleep(pause_s)  # the write's invalidation settles before the next round
         stats = http_b.post(b, json={"query": STATS}, headers=BENCH_ADMIN).json()["data"]
     return {
         "database": name,
+        "write": write,
         "rounds": rounds,
         "first_read_after_write": _summary(first["alone"]),
         "first_read_after_write_both": _summary(first["both"]),
@@ -231,10 +252,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=40, help="rounds of each kind")
     parser.add_argument("--base", help="also measure this commit, alternating (A/B)")
     parser.add_argument("--repeats", type=int, default=2, help="A/B runs of each side")
+    parser.add_argument(
+        "--write",
+        choices=("update", "invalidate"),
+        default="update",
+        help="invalidate: no write, the invalidation alone (for a read-only database)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if args.base is None:
-        result: dict[str, Any] = measure(args.database_url, rounds=args.rounds)
+        result: dict[str, Any] = measure(args.database_url, rounds=args.rounds, write=args.write)
         show("head", result)
     else:
         base = export_tree(args.base)
@@ -242,7 +269,7 @@ def main() -> None:
         for repeat in range(args.repeats):
             sides = [("base", base), ("head", None)]
             for label, tree in sides if repeat % 2 == 0 else reversed(sides):
-                run = measure(args.database_url, rounds=args.rounds, tree=tree)
+                run = measure(args.database_url, rounds=args.rounds, tree=tree, write=args.write)
                 result["runs"].append({"code": label, **run})
                 show(f"{label} (run {repeat + 1})", run)
     if args.json:
