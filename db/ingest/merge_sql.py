@@ -136,12 +136,13 @@ WHERE sales.property_id = k.property_id AND sales.dealing_number = k.dealing_num
     AND sales.downloaded_at < k.downloaded_at
 """
 
-# Ids follow (contract date, dealing number), so "newest first, then highest id" is the same
-# order as UPSERT_PROPERTIES' choice of a new property's last sale.
+# Ids follow (contract date, dealing number; the parcels of one dealing by property), so
+# "newest first, then highest id" is the same order as UPSERT_PROPERTIES' choice of a new
+# property's last sale.
 INSERT_SALES = f"""
 INSERT INTO sales ({SALE_COLUMNS})
 SELECT {SALE_COLUMNS} FROM stage_keyed WHERE true
-ORDER BY contract_date, dealing_number
+ORDER BY contract_date, dealing_number, property_id
 ON CONFLICT (property_id, dealing_number) DO NOTHING
 """
 
@@ -163,14 +164,16 @@ WHERE newest.rn = 1 AND properties.id = newest.property_id
 """
 
 # A locality takes the district of its most recently extracted sale whose district code has a
-# name (codes retired before 2019 have none). Files load oldest first, so after the full
-# history every locality carries its current district, e.g. INNER WEST, not MARRICKVILLE.
+# name (codes retired before 2019 have none; of two extracted in the same minute, the higher
+# code: a fixed choice, not one that depends on the order rows were staged in). Files load
+# oldest first, so after the full history every locality carries its current district, e.g.
+# INNER WEST, not MARRICKVILLE.
 SET_LOCALITY_DISTRICTS = """
 UPDATE localities SET district_code = latest.district_code, district = latest.district,
     updated_at = CURRENT_TIMESTAMP
 FROM (
     SELECT locality_id, district_code, district, ROW_NUMBER() OVER (
-        PARTITION BY locality_id ORDER BY downloaded_at DESC
+        PARTITION BY locality_id ORDER BY downloaded_at DESC, district_code DESC
     ) AS rn
     FROM stage_dedup
     WHERE district IS NOT NULL
@@ -185,3 +188,14 @@ MERGE_STEPS = (
     UPSERT_PROPERTIES,
     FILL_KEYED,
 )
+
+# Into empty tables without their unique constraints (a first load on PostgreSQL): the same
+# rows, inserted plainly (the staged rows are already one per key), and the sales straight
+# from the deduplicated rows: nothing to restate, so no keyed copy of them.
+INSERT_PROPERTIES_INTO_EMPTY = UPSERT_PROPERTIES[: UPSERT_PROPERTIES.index("ON CONFLICT")]
+INSERT_SALES_INTO_EMPTY = f"""
+INSERT INTO sales ({SALE_COLUMNS})
+{FILL_KEYED[FILL_KEYED.index("SELECT") :]}
+ORDER BY s.contract_date, s.dealing_number, p.id
+"""
+INTO_EMPTY_STEPS = (DEDUPLICATE, INSERT_PROPERTIES_INTO_EMPTY)

@@ -180,49 +180,54 @@ def read_csv_sales(
     if header != CSV_COLUMNS:
         yield SourceError(source, 1, RowError("header", "not the PSI sales CSV header"))
         return
-    width = len(CSV_COLUMNS)
     for row in reader:
-        if len(row) != width:
-            yield SourceError(
-                source, line_no, RowError("row", f"{len(row)} fields, expected {width}")
-            )
-            continue
-        if localities and row[9].strip().upper() not in localities:
-            continue
-        try:
-            parcels = int(row[25]) if row[25] else 1
-        except ValueError:
-            yield SourceError(source, line_no, RowError("parcels_in_sale", f"{row[25]!r}"))
-            continue
-        yield SourceRow(
-            source,
-            line_no,
-            RawSale(
-                district_code=row[0],
-                property_id=row[2],
-                download_datetime=row[4],
-                property_name=row[5],
-                unit_number=row[6],
-                house_number=row[7],
-                street_name=row[8],
-                locality=row[9],
-                postcode=row[10],
-                area=row[11],
-                area_type=row[12],
-                contract_date=row[14],
-                settlement_date=row[15],
-                price=row[16],
-                zoning=row[17],
-                nature=row[18],
-                primary_purpose=row[19],
-                strata_lot=row[20],
-                sale_code=row[22],
-                interest_pct=row[23],
-                dealing_number=row[24],
-                source_file=row[30][:96],
-            ),
-            parcels,
-        )
+        item = csv_item(source, line_no, row, localities)
+        if item is not None:
+            yield item
+
+
+def csv_item(
+    source: str, line_no: int, row: list[str], localities: frozenset[str] | None
+) -> SourceRow | SourceError | None:
+    """One CSV record as the loader sees it (None: outside the `localities` asked for)."""
+    width = len(CSV_COLUMNS)
+    if len(row) != width:
+        return SourceError(source, line_no, RowError("row", f"{len(row)} fields, expected {width}"))
+    if localities and row[9].strip().upper() not in localities:
+        return None
+    try:
+        parcels = int(row[25]) if row[25] else 1
+    except ValueError:
+        return SourceError(source, line_no, RowError("parcels_in_sale", f"{row[25]!r}"))
+    return SourceRow(
+        source,
+        line_no,
+        RawSale(
+            district_code=row[0],
+            property_id=row[2],
+            download_datetime=row[4],
+            property_name=row[5],
+            unit_number=row[6],
+            house_number=row[7],
+            street_name=row[8],
+            locality=row[9],
+            postcode=row[10],
+            area=row[11],
+            area_type=row[12],
+            contract_date=row[14],
+            settlement_date=row[15],
+            price=row[16],
+            zoning=row[17],
+            nature=row[18],
+            primary_purpose=row[19],
+            strata_lot=row[20],
+            sale_code=row[22],
+            interest_pct=row[23],
+            dealing_number=row[24],
+            source_file=row[30][:96],
+        ),
+        parcels,
+    )
 
 
 # Field positions in a VG "B" (sale) record of the current (2001+) format.
