@@ -1,22 +1,28 @@
 """Read after write across processes: after a write on process A, how long the first read of
 the written entity takes on process B, beside a normal miss and a normal hit on B.
 
-    .venv/bin/python -m bench.read_after_write                      # propintel_raw_bench, 40 rounds
+    .venv/bin/python -m bench.read_after_write                   # propintel_raw_bench, 40 + 40 rounds
     .venv/bin/python -m bench.read_after_write --rounds 100 --json out.json
-    .venv/bin/python -m bench.read_after_write --database-url postgresql://.../other_db
+    .venv/bin/python -m bench.read_after_write --base 79d9c5c    # A/B: that commit, then this tree
+    .venv/bin/python -m bench.read_after_write --write invalidate \
+        --database-url postgresql://postgres@127.0.0.1:5432/propintel_full   # read-only data
 
 Two `propintel serve` processes (prod profile, one worker each, cache on: L1 + Redis in a
 namespace of their own, started the way bench/run.py starts propintel) on one database. Each
 round takes a property not read before and on B: reads it (a miss: L1, L2 and the database),
 reads it again (a hit), then changes it on A (`updateProperty`, a new `propertyName`) and, as
-soon as A's answer is back, reads it on B (the first read after the write) and checks the
-answer carries the new name. A read that does not (B has not heard of the write yet) is
-counted as stale and the read is repeated until it is fresh: the figure is then the time from
-the write's answer to B's first fresh answer.
+soon as A's answer is back, reads it on B (the first read after the write; in every other
+round A reads it too, at the same moment) and checks the answer carries the new name. A read
+that does not (B has not heard of the write yet) is counted as stale and the read is repeated
+until it is fresh: the figure is then the time from the write's answer to B's first fresh
+answer.
 
 The write is not harmless (property names change), so the default database is one of the
 bench's own: `propintel_raw_bench`, made on first use from one year of the shared data
-(`propintel load-data --years 2024`). `measure()` is what bench/run.py calls.
+(`propintel load-data --years 2024`). `--write invalidate` changes nothing in the database
+(A invalidates what the write would) for a read-only one. `measure()` is what bench/run.py
+calls; `--base REF` runs commit REF's app (`git archive`, this .venv) and this tree's
+alternately, `--repeats` times each.
 """
 
 from __future__ import annotations
