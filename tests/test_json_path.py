@@ -247,17 +247,30 @@ async def test_an_int_past_32_bits_gives_todays_error(own_database: str) -> None
         own_database,
         "SELECT DISTINCT ON (s.property_id) s.property_id, s.id, s.price, p.last_sale_price "
         "FROM sales s JOIN properties p ON p.id = s.property_id WHERE p.deleted_at IS NULL "
-        "ORDER BY s.property_id, s.contract_date DESC, s.id DESC LIMIT 2",
+        "ORDER BY s.property_id, s.contract_date DESC, s.id DESC LIMIT 3",
     )
-    (sale_of, sale_id, price, _), (property_pk, _, _, last_price) = rows
+    (sale_of, sale_id, price, _), (property_pk, _, _, last_price), (dated, dated_sale, _, _) = rows
+    (contract_date,) = (
+        row[0]
+        for row in await execute(
+            own_database, "SELECT contract_date FROM sales WHERE id = $1", dated_sale
+        )
+    )
     await execute(own_database, "UPDATE sales SET price = 3000000000 WHERE id = $1", sale_id)
     await execute(
         own_database,
         "UPDATE properties SET last_sale_price = -2147483649 WHERE id = $1",
         property_pk,
     )
+    # A date Python cannot hold: what the standard path answers (its error), not "infinity".
+    await execute(
+        own_database, "UPDATE sales SET contract_date = 'infinity' WHERE id = $1", dated_sale
+    )
     try:
         async with both_executors(own_database) as apps:
+            fallbacks = counts(apps).fallbacks
+            await answers(apps, Q1, id=bench_global_id(dated))
+            assert counts(apps).fallbacks == fallbacks + 1
             for pk in (sale_of, property_pk):
                 fallbacks = counts(apps).fallbacks
                 body = await answers(apps, Q1, id=bench_global_id(pk))
@@ -271,6 +284,12 @@ async def test_an_int_past_32_bits_gives_todays_error(own_database: str) -> None
             assert body["data"]["property"]["id"] == bench_global_id(pk)
     finally:
         await execute(own_database, "UPDATE sales SET price = $2 WHERE id = $1", sale_id, price)
+        await execute(
+            own_database,
+            "UPDATE sales SET contract_date = $2 WHERE id = $1",
+            dated_sale,
+            contract_date,
+        )
         await execute(
             own_database,
             "UPDATE properties SET last_sale_price = $2 WHERE id = $1",

@@ -45,6 +45,8 @@ class Unshowable(ValueError):
 _BAD = "CAST('\"\\u0000\"' AS JSON)"
 _BAD_BYTES = b"\\u0000"
 _INT32 = (-(2**31), 2**31 - 1)
+_DATES = "DATE '0001-01-01' AND DATE '9999-12-31'"
+"""The dates Python's `date` holds (what the standard path can show)."""
 _NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
 
 # --- shapes (plain data, hashable, rendered once) ---------------------------------------------
@@ -158,6 +160,10 @@ RELATIONS: dict[str, _Relation] = {
 TABLES: dict[str, sa.Table] = {"properties": tables.properties, "sales": tables.sales}
 
 
+def _is_date(column: Any) -> bool:
+    return isinstance(column.type, sa.Date) and not isinstance(column.type, sa.DateTime)
+
+
 def column_kind(table: str, column: str) -> tuple[str, bool] | None:
     """(int32 | int64 | text | bool | date | other, nullable) of a column the shapes may read."""
     found = TABLES[table].c.get(column)
@@ -240,7 +246,8 @@ class _Render:
             if field.column not in table.c:
                 raise ValueError(f"no column {field.column} in {table.name}")
             expression = f"{row}.{field.column}"
-            if not (field.int32 or field.required):
+            is_date = _is_date(table.c[field.column])
+            if not (field.int32 or field.required or is_date):
                 return expression
             when_null = _BAD if field.required else "NULL"
             if field.int32:
@@ -248,6 +255,12 @@ class _Render:
                 return (
                     f"CASE WHEN {expression} IS NULL THEN {when_null} "
                     f"WHEN {expression} BETWEEN {low} AND {high} THEN to_json({expression}) "
+                    f"ELSE {_BAD} END"
+                )
+            if is_date:  # 'infinity', BC or past 9999: not a date the standard path shows
+                return (
+                    f"CASE WHEN {expression} IS NULL THEN {when_null} "
+                    f"WHEN {expression} BETWEEN {_DATES} THEN to_json({expression}) "
                     f"ELSE {_BAD} END"
                 )
             return f"coalesce(to_json({expression}), {_BAD})"
@@ -278,7 +291,14 @@ class _Render:
             f"to_json({row}.{column.name})::text" for column in order.columns
         )
         raw = f"'[' || {_json_piece(order.name)} || ',' || {values} || ']'"
-        return f"rtrim(translate(encode(convert_to({raw}, 'UTF8'), 'base64'), E'+/\\n', '-_'), '=')"
+        cursor = (
+            f"rtrim(translate(encode(convert_to({raw}, 'UTF8'), 'base64'), E'+/\\n', '-_'), '=')"
+        )
+        dates = [f"{row}.{c.name} BETWEEN {_DATES}" for c in order.columns if _is_date(c)]
+        if not dates:
+            return cursor
+        # A date Python cannot hold would hide inside the base64: checked outside it (json).
+        return f"CASE WHEN {' AND '.join(dates)} THEN to_json({cursor}) ELSE {_BAD} END"
 
     def after_condition(self, order: KeysetOrder[Any], row: str, slot: int, table: sa.Table) -> str:
         left = ", ".join(f"{row}.{c.name}" for c in order.columns)
