@@ -1,207 +1,191 @@
-"""Instructions per hot request (callgrind): this tree against a base commit, and the
-client's own share, so the app's cost can be told apart from noise (issue 15).
+"""Instructions per request of the server itself (callgrind), this tree against a base
+commit, on the bench path: the cost of metrics, logs and tracing-off told apart from noise
+(issue 15).
 
-    PYTHONPATH=. .venv/bin/python bench/observability_instructions.py [--base 5dea7e0] [-n 1000]
+    PYTHONPATH=. .venv/bin/python bench/observability_instructions.py [--base 5dea7e0] [-n 400]
 
-Each measurement runs the whole app in process (the prod profile, Q1 answered by the
-whole-operation cache, httpx's ASGI transport) under `valgrind --tool=callgrind`, counting
-only the timed loop (`callgrind_control -i on/off`): the count repeats to a few hundred
-instructions whatever else the machine does, where wrk's throughput on this 2-core machine
-swings by ±15%. Three runs (in parallel): `head` (this tree as it ships: JSON access line,
-multiprocess metrics), `base` (a worktree of `--base`), `client` (the same client against an
-app that answers with the base's captured response: what the client costs). The app's own
-instructions are a run's count minus the client's. Needs valgrind and DATABASE_URL's data.
+Each server is `propintel serve` as bench/run starts it (one process, prod profile, the
+environment of bench/run.py's `ours_env`, the whole-operation cache on: L1 and Redis), run
+under `valgrind --tool=callgrind` with instrumentation off until the timed loop. A client in
+this process (not under valgrind) sends the bench's Q1 over one keep-alive connection: a
+warm-up, then `callgrind_control -i on`, `-n` requests, `-i off`. What is counted is the
+server's own user-space work per request: uvicorn's HTTP parsing and writes, the app, the
+event loop; wrk's ±15% swings on this 2-core machine do not enter it, and the count repeats
+to well under 1% whatever else the machine does.
+
+Measured at two log levels, each on both servers:
+- `info` (serve's default, how prod runs): the base wrote uvicorn's access line per
+  request; the head writes its own JSON access line (and no uvicorn one).
+- `warning` (how bench/run starts both): no access line on either side.
+The head runs with Prometheus multiprocess metrics (as `serve` sets them up) and tracing off.
+`head_over_base` is the ratio of instructions per request: 1.0 means free.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import base64
 import json
-import logging
 import os
 import re
+import socket
 import subprocess
 import sys
-import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/propintel_full"
-Q1 = """query($id: ID!) { property(id: $id) { id address lastSalePrice lastSaleDate
-  sales(first: 10) { edges { node { contractDate price dealingNumber } } } } }"""
-WARM_UP = 100
+from bench.observability_cost import Q1, worktree
+from bench.run import REDIS_URL, ROOT, ours_env, psql
+
+WARM_UP = 150
+PORTS = {("head", "info"): 8321, ("base", "info"): 8322}
+PORTS |= {("head", "warning"): 8323, ("base", "warning"): 8324}
 
 
-def child(mode: str, count: int) -> None:
-    """The measured process: `mode` is head, base or client."""
-    os.environ.update(
-        {
-            "PROPINTEL_PROFILE": "prod",
-            "JWT_SECRET": os.urandom(32).hex(),
-            "ADMIN_API_KEY": os.urandom(16).hex(),
-            "DATABASE_URL": os.environ.get("DATABASE_URL", DEFAULT_URL),
-            "PROPINTEL_RATE_LIMIT_ENABLED": "false",
-            "PROPINTEL_CACHE_WARM": "0",
-            "PROPINTEL_TRAIN_ON_START": "false",
-            "PROPINTEL_WORKER": "false",
-        }
+def _request(path: str, payload: bytes) -> bytes:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        f"Accept: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
     )
-    if mode == "head":  # as `serve` runs it: multiprocess metrics, JSON logs at info
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp()
-        from app.telemetry.logging import configure_logging
-
-        configure_logging(True, "info", stream=open(os.devnull, "w"))  # noqa: SIM115
-        # httpx (the bench's client) logs each request at info: not the server's cost.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-    import httpx
-    from asgi_lifespan import LifespanManager
-
-    from app.asgi import create_app
-
-    body = {"query": Q1, "variables": {"id": "UHJvcGVydHk6MTAw"}}
-
-    async def main() -> None:
-        app: Any = create_app()
-        if mode == "client":
-            async with LifespanManager(app) as manager:
-                start, content = await _captured(manager.app, body)
-            app = _Canned(start, content)
-        async with LifespanManager(app) as manager:
-            transport = httpx.ASGITransport(app=manager.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-                for _ in range(WARM_UP):
-                    await client.post("/graphql", json=body)
-                _callgrind("on")
-                for _ in range(count):
-                    answer = await client.post("/graphql", json=body)
-                _callgrind("off")
-                assert answer.headers.get("x-cache") == "hit", answer.headers
-
-    asyncio.run(main())
+    return head.encode() + payload
 
 
-def _callgrind(state: str) -> None:
-    subprocess.run(
-        ["callgrind_control", "-i", state, str(os.getpid())], check=True, capture_output=True
-    )
+class Client:
+    """One keep-alive HTTP/1.1 connection, reading each response to its end."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=120)
+        self.pending = b""
+
+    def send(self, request: bytes) -> bytes:
+        self.sock.sendall(request)
+        while b"\r\n\r\n" not in self.pending:
+            self._more()
+        head, _, rest = self.pending.partition(b"\r\n\r\n")
+        found = re.search(rb"(?i)content-length: *(\d+)", head)
+        if found is None:
+            raise RuntimeError(f"no content-length in {head!r}")
+        length = int(found[1])
+        while len(rest) < length:
+            rest += self._recv()
+        self.pending = rest[length:]
+        return head + b"\r\n\r\n" + rest[:length]
+
+    def _more(self) -> None:
+        self.pending += self._recv()
+
+    def _recv(self) -> bytes:
+        chunk = self.sock.recv(1 << 16)
+        if not chunk:
+            raise RuntimeError("the server closed the connection")
+        return chunk
 
 
-class _Canned:
-    """Answers every request with one captured response: only the client's work is left."""
-
-    def __init__(self, start: dict[str, Any], content: bytes) -> None:
-        self.start, self.content = start, content
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        while (await receive()).get("more_body"):
-            pass
-        await send(self.start)
-        await send({"type": "http.response.body", "body": self.content})
+def _wait_ready(port: int, process: subprocess.Popen[str], seconds: float = 1800) -> None:
+    probe = _request("/graphql", json.dumps({"query": "{ __typename }"}).encode())
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server on {port} exited:\n{process.communicate()[1]}")
+        try:
+            if b" 200 " in Client(port).send(probe).split(b"\r\n", 1)[0]:
+                return
+        except OSError:
+            time.sleep(1)
+    raise SystemExit(f"server on {port} did not answer in {seconds} s")
 
 
-async def _captured(app: Any, body: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-    payload = json.dumps(body).encode()
-    got: dict[str, Any] = {"body": b""}
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": payload, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            got["start"] = message
-        else:
-            got["body"] += message.get("body", b"")
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/graphql",
-        "raw_path": b"/graphql",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"bench"), (b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 1),
-        "server": ("bench", 80),
-        "state": {},
+def measure(tree: Path, mode: str, level: str, count: int, request: bytes) -> int:
+    port = PORTS[(mode, level)]
+    env = {
+        **os.environ,
+        **ours_env(cached=True, namespace=f"obsi{os.getpid()}{mode}{level}"),
+        "PYTHONPATH": str(tree),
+        "PROPINTEL_WORKER": "false",  # no job polling counted inside the loop
+        "REDIS_URL": REDIS_URL,
+        "PYTHONUNBUFFERED": "1",  # as container images run it: both servers alike
     }
-    for _ in range(3):  # the first answer is a miss; the last is what the bench sees
-        got["body"] = b""
-        await app(scope, receive, send)
-    return got["start"], got["body"]
-
-
-def measure(mode: str, tree: Path, count: int) -> int:
     command = [
         "valgrind",
         "--tool=callgrind",
         "--instr-atstart=no",
         "--callgrind-out-file=/dev/null",
         sys.executable,
-        str(Path(__file__).resolve()),
-        "--child",
-        mode,
-        "-n",
-        str(count),
+        "-m",
+        "app.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--log-level",
+        level,
     ]
-    done = subprocess.run(
+    process = subprocess.Popen(
         command,
         cwd=tree,
-        env={**os.environ, "PYTHONPATH": str(tree)},
-        capture_output=True,
+        env=env,
+        stdout=subprocess.DEVNULL,  # the access lines: written, then discarded by the OS
+        stderr=subprocess.PIPE,
         text=True,
-        check=False,
     )
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    if done.returncode != 0 or found is None:
-        raise SystemExit(f"{mode} failed:\n{done.stderr[-3000:]}")
+    try:
+        _wait_ready(port, process)
+        client = Client(port)
+        for _ in range(WARM_UP):
+            answer = client.send(request)
+        if b"x-cache: hit" not in answer.lower():
+            raise SystemExit(f"{mode}/{level}: Q1 is not a cache hit:\n{answer[:600]!r}")
+        _callgrind(process.pid, "on")
+        for _ in range(count):
+            client.send(request)
+        _callgrind(process.pid, "off")
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=300)
+    found = re.search(r"Collected : (\d+)", stderr)
+    if found is None:
+        raise SystemExit(f"{mode}/{level}: no callgrind total:\n{stderr[-3000:]}")
     return int(found[1]) // count
+
+
+def _callgrind(pid: int, state: str) -> None:
+    subprocess.run(["callgrind_control", "-i", state, str(pid)], check=True, capture_output=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--base", default="5dea7e0")
-    parser.add_argument("-n", type=int, default=1000)
-    parser.add_argument("--child", choices=["head", "base", "client"])
+    parser.add_argument("-n", type=int, default=400)
+    parser.add_argument("--levels", default="info,warning")
     args = parser.parse_args()
-    if args.child:
-        child(args.child, args.n)
-        return
-    from bench.observability_cost import worktree
-
-    base = worktree(args.base)
-    runs = {"head": ROOT, "base": base, "client": base}
-    with ThreadPoolExecutor(len(runs)) as pool:
-        counts = dict(
-            zip(
-                runs,
-                pool.map(lambda item: measure(item[0], item[1], args.n), runs.items()),
-                strict=True,
-            )
-        )
-    app = {name: counts[name] - counts["client"] for name in ("head", "base")}
-    print(
-        json.dumps(
-            {
-                "instructions_per_request": counts,
-                "app_only": app,
-                "head_over_base": round(app["head"] / app["base"], 4),
-                "note": "head's app_only includes the client's parsing of the echoed "
-                "X-Request-ID header (~17,500 instructions on 2026-12-01)",
-            },
-            indent=2,
-        )
+    # The bench's Q1 (bench/observability_cost.py): a property with 10+ sales.
+    property_id = psql(
+        "SELECT property_id FROM sales GROUP BY property_id HAVING count(*) >= 10 "
+        "ORDER BY property_id LIMIT 1"
     )
+    global_id = base64.urlsafe_b64encode(f"Property:{property_id}".encode()).decode()
+    request = _request(
+        "/graphql", json.dumps({"query": Q1, "variables": {"id": global_id}}).encode()
+    )
+    trees = {"head": ROOT, "base": worktree(args.base)}
+    runs = [(mode, level) for level in args.levels.split(",") for mode in trees]
+    with ThreadPoolExecutor(2) as pool:  # two at a time: the machine has two cores
+        counts = list(
+            pool.map(lambda run: measure(trees[run[0]], run[0], run[1], args.n, request), runs)
+        )
+    per_request = {
+        f"{mode}_{level}": count for (mode, level), count in zip(runs, counts, strict=True)
+    }
+    report = {
+        "instructions_per_request": per_request,
+        **{
+            f"head_over_base_{level}": round(
+                per_request[f"head_{level}"] / per_request[f"base_{level}"], 4
+            )
+            for level in args.levels.split(",")
+        },
+    }
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -81,6 +81,10 @@ class Measure:
     cost: int
     """The operation's cost (objects its pages may return); when refused, the cost measured
     until the walk stopped."""
+    operation_type: str | None = None
+    """query, mutation or subscription: the chosen operation's (None: not parsed, no such
+    operation, or refused before the parse). Logs and metrics label the request with it."""
+    operation_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,12 +171,14 @@ class QueryAnalyzer:
             return _UNMEASURED, False
         root = _root_type(self.schema, operation.operation)
         walk = _Walk(self, limits, fragments, variables or {})
+        kind = operation.operation.value
+        name = operation.name.value if operation.name is not None else None
         try:
             walk.directives(len(operation.directives or ()))
             walk.selection_set(operation.selection_set, root, 1, 1, frozenset())
         except _Exceeded as exceeded:
-            return Measure(exceeded.violation, walk.cost), walk.used_variables
-        return Measure(None, walk.cost), walk.used_variables
+            return Measure(exceeded.violation, walk.cost, kind, name), walk.used_variables
+        return Measure(None, walk.cost, kind, name), walk.used_variables
 
     def selection_problem(self, query: str, operation_name: str | None) -> str | None:
         """What is wrong with choosing the operation (None when it can be chosen, or when the

@@ -23,17 +23,16 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
-from graphql import OperationType
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.auth.identify import AuthenticationFailed, Authenticator
-from app.auth.principal import Principal
 from app.errors import ErrorCode
-from app.graphql.query_limits import QueryAnalyzer, Violation
+from app.graphql.query_limits import Measure, QueryAnalyzer, Violation
 from app.http.body import read_body, replay
 from app.http.media import GRAPHQL_RESPONSE, as_graphql_response, preferred_media_type
 from app.http.rate_limits import RateLimiter
 from app.settings import Profile, Settings
+from app.settings.query_limits import QueryLimits
 from app.telemetry import metrics
 from app.telemetry.labels import BatchedCounter, BatchedHistogram
 from app.telemetry.request import RequestRecord, current_request
@@ -126,12 +125,13 @@ class Gate:
                 headers=[(b"retry-after", b"1")],
             )
             return
+        role = principal.role_name
         request = current_request.get()
         if request is not None:
-            request.role = principal.role_name
+            request.role = role
         if self.rate_limiter is not None:
             refusal = await self.rate_limiter.check(principal)
-            self.decisions.inc(principal.role_name, "allowed" if refusal is None else "limited")
+            self.decisions.inc(role, "allowed" if refusal is None else "limited")
             if refusal is not None:
                 await _refuse(
                     send,
@@ -156,15 +156,24 @@ class Gate:
                 problem = "Give the document in the `query` parameter."
         if problem is None and operations:
             problem = self._selection_problem(operations)
-        operation_type = None
-        if problem is None and operations:
-            operation_type = self._note_operation(operations[0], request)
         if problem is not None:
             # GraphQL over HTTP: a request that is not a well-formed GraphQL request is a
             # 400 with a JSON body naming what is wrong (never a 500 or plain text).
             await _refuse(send, 400, problem, "BAD_REQUEST", answer_as)
             return
-        if method != "POST" and operation_type is OperationType.MUTATION:
+        limits = self.limits[role]
+        # Each operation measured once (cached per document and role): its limits, its
+        # cost, its type and name (for the record, and the GET-mutation rule below).
+        measures = (
+            [self._measure(operation, limits) for operation in operations]
+            if operations and len(operations) <= limits.max_batch
+            else None
+        )
+        first = measures[0] if measures else None
+        if first is not None and request is not None:
+            request.operation_type = first.operation_type
+            request.operation_name = first.operation_name
+        if method != "POST" and first is not None and first.operation_type == "mutation":
             # GraphQL over HTTP: a mutation over GET is refused with 405, not run.
             await _refuse(
                 send,
@@ -178,14 +187,14 @@ class Gate:
         if self.production and not _preflighted(headers):
             await _refuse(send, 400, CSRF_REFUSAL, "BAD_REQUEST", answer_as)
             return
-        violation = self._violation(operations, principal, operation_type, request)
+        violation = self._violation(operations, measures, limits, request)
         if violation is not None:
             # GraphQL over HTTP: a request refused before execution is a 4xx for the
             # graphql-response media type; plain JSON clients get 200 and the error.
             await _refuse(
                 send,
                 400 if answer_as else 200,
-                violation.message(principal.role_name),
+                violation.message(role),
                 ErrorCode.QUERY_TOO_COMPLEX,
                 answer_as,
                 extensions={
@@ -208,47 +217,28 @@ class Gate:
                 return problem
         return None
 
-    def _note_operation(
-        self, operation: dict[str, Any], request: RequestRecord | None
-    ) -> OperationType | None:
-        """The (first) operation's type, from the analyzer's cached parse; its type and name
-        go to the request's record (a batch is recorded as its first operation)."""
-        name = operation.get("operationName")
-        chosen = self.analyzer.operation(operation["query"], name)
-        if chosen is None:
-            return None
-        if request is not None:
-            request.operation_type = chosen.operation.value
-            request.operation_name = chosen.name.value if chosen.name is not None else name
-        return chosen.operation
+    def _measure(self, operation: dict[str, Any], limits: QueryLimits) -> Measure:
+        return self.analyzer.measure(
+            operation["query"], operation.get("operationName"), operation.get("variables"), limits
+        )
 
     def _violation(
         self,
         operations: list[dict[str, Any]] | None,
-        principal: Principal,
-        first_type: OperationType | None,
+        measures: list[Measure] | None,
+        limits: QueryLimits,
         request: RequestRecord | None,
     ) -> Violation | None:
         if not operations:
             return None  # not a GraphQL request we can read: the view says what is wrong
-        limits = self.limits[principal.role_name]
-        if len(operations) > limits.max_batch:
+        if measures is None:
             return Violation("max_batch", len(operations), limits.max_batch)
         cost = 0
-        for position, operation in enumerate(operations):
-            query = operation["query"]
-            name = operation.get("operationName")
-            variables = operation.get("variables")
-            measure = self.analyzer.measure(query, name, variables, limits)
+        for measure in measures:
             if measure.violation is not None:
                 return measure.violation
-            if position == 0:
-                kind = first_type
-            else:
-                chosen = self.analyzer.operation(query, name)
-                kind = chosen.operation if chosen is not None else None
-            if kind is not None:  # else not measured: validation reports the document
-                self.costs.observe(measure.cost, kind.value)
+            if measure.operation_type is not None:  # else validation reports the document
+                self.costs.observe(measure.cost, measure.operation_type)
                 cost += measure.cost
         if request is not None:
             request.cost = cost
