@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import subprocess
 import tempfile
@@ -423,6 +424,24 @@ def wrk(url: str, bodies: list[dict[str, Any]], seconds: float) -> dict[str, Any
     return summary
 
 
+def plain_rps(url: str, seconds: float, rounds: int) -> float:
+    """GETs of `url` (no script): the rate of the server's cheapest answer, a floor that
+    the hot path's rate is compared with in the same run."""
+    run(["wrk", "-t1", f"-c{CONNECTIONS}", "-d2s", url], capture_output=True)  # warm-up
+    requests = elapsed = 0.0
+    for _ in range(rounds):
+        output = run(
+            ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{round(seconds)}s", url], capture_output=True
+        ).stdout
+        found = re.search(r"(\d+) requests in ([\d.]+)(m?s)", output)
+        errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors", output)
+        if found is None or errors is not None:
+            raise RuntimeError(f"wrk on {url}: {output}")
+        requests += int(found[1])
+        elapsed += float(found[2]) / (1000 if found[3] == "ms" else 1)
+    return requests / elapsed
+
+
 def measure(
     queries: list[Query], ours_url: str, peer_url: str, *, seconds: float, rounds: int
 ) -> dict[str, dict[str, Measurement]]:
@@ -539,6 +558,7 @@ def cached_runs(report: dict[str, Any], seconds: float, rounds: int) -> list[str
         queries = [q for q in build_queries(ours_url, peer_url) if q.name in {"Q1", "Q2"}]
         check_same_answers(queries, ours_url, peer_url)
         hot = measure(queries, ours_url, peer_url, seconds=seconds, rounds=rounds)
+        healthz = plain_rps(ours_url.replace("/graphql", "/healthz"), seconds, rounds)
         zipf = zipf_queries()
         check_same_answers([zipf], ours_url, peer_url)
         reset_cache(ours_url)
@@ -555,10 +575,19 @@ def cached_runs(report: dict[str, Any], seconds: float, rounds: int) -> list[str
         for name, sides in {**hot, **replay}.items()
     }
     report["cases"]["1_process_cached"]["ZIPF"]["operation_hit_rate"] = round(hit_rate, 4)
+    report["cases"]["1_process_cached"]["healthz_rps"] = round(healthz, 1)
+    over_healthz = {name: hot[name]["propintel"].rps / healthz for name in hot}
+    report["cases"]["1_process_cached"]["hot_over_healthz"] = {
+        name: round(ratio, 3) for name, ratio in over_healthz.items()
+    }
     report["cache_stats_after_replay"] = after
     tables.append(table("\n1 process each, propintel cache on (hot):", queries, hot))
     tables.append(table("\nZipf replay, cache on:", [zipf], replay))
     tables.append(f"ZIPF operation-cache hit rate: {hit_rate:.1%}")
+    tables.append(
+        f"/healthz of the same server: {healthz:,.0f} req/s; hot over /healthz: "
+        + ", ".join(f"{name} {ratio:.2f}" for name, ratio in over_healthz.items())
+    )
     return tables
 
 
