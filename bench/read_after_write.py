@@ -44,8 +44,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
 
-from bench.run import BENCH_ADMIN, PG_BASE, ROOT, ours_env, psql, server
+from bench.run import BENCH_ADMIN, PG_BASE, REDIS_URL, ROOT, ours_env, psql, server
 
 DATABASE = "propintel_raw_bench"
 YEAR = "2024"
@@ -119,6 +120,17 @@ def two_servers(
             command += ["--workers", "1", "--log-level", "warning"]
             urls.append(stack.enter_context(server(command, port, env)))
         yield urls[0], urls[1]
+
+
+def forget_namespace(namespace: str) -> None:
+    """Deletes the run's Redis keys (entries, tags, counters) once its servers are gone."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{namespace}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 def _summary(samples: list[float]) -> dict[str, float]:
@@ -225,6 +237,7 @@ def measure(
             stale_reads += stale
             time.sleep(pause_s)  # the write's invalidation settles before the next round
         stats = http_b.post(b, json={"query": STATS}, headers=BENCH_ADMIN).json()["data"]
+    forget_namespace(namespace)
     return {
         "database": name,
         "write": write,
