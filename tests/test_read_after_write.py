@@ -231,7 +231,12 @@ def test_two_server_processes_the_first_read_after_the_write_is_fresh(database: 
         "PROPINTEL_PROFILE": "test",
         "PROPINTEL_CACHE_WARM": "0",
     }
-    with live_server(env) as writer, live_server(env) as reader, httpx.Client(timeout=10) as http:
+    # A loaded machine (2 cores shared) can take more than the default minute to start two.
+    with (
+        live_server(env, timeout=180) as writer,
+        live_server(env, timeout=180) as reader,
+        httpx.Client(timeout=30) as http,
+    ):
 
         def ask(
             base: str, query: str, headers: dict[str, str] | None = None, **variables: Any
