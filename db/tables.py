@@ -61,7 +61,26 @@ localities = sa.Table(
     sa.Column("latitude", sa.Float),
     sa.Column("longitude", sa.Float),
     *_timestamps(),
+    # Moves in the transaction of every write that changes the locality's market sales:
+    # a `locality_stats_summary` row serves only while its version equals this one.
+    sa.Column("stats_version", sa.BigInteger, nullable=False, server_default="0"),
     sa.UniqueConstraint("name", "postcode"),
+)
+
+# Each locality's statistics over all its market sales (no window), as of `stats_version`:
+# filled by the reads that find it missing or stale (db/repositories/stats.py).
+locality_stats_summary = sa.Table(
+    "locality_stats_summary",
+    metadata,
+    sa.Column(
+        "locality_id", Id, sa.ForeignKey("localities.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("stats_version", sa.BigInteger, nullable=False),
+    sa.Column("sales_count", sa.BigInteger, nullable=False),
+    sa.Column("median_price", sa.Float),
+    sa.Column("p25_price", sa.Float),
+    sa.Column("p75_price", sa.Float),
+    sa.Column("median_price_per_m2", sa.Float),
 )
 
 properties = sa.Table(

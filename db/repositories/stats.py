@@ -2,6 +2,12 @@
 
 Quartiles interpolate linearly between ranks (PostgreSQL's percentile_cont). SQLite has no
 percentile aggregate, so there the prices come back sorted and the same formula runs here.
+
+On PostgreSQL the default window (all market sales) is served from `locality_stats_summary`
+while the row's `stats_version` equals its locality's: every write that changes a locality's
+market sales moves that version in its own transaction (`bump_stats_versions`,
+`BUMP_STAGED_STATS_VERSIONS`), so a summary row is served only for the sales it was computed
+from. SQLite keeps computing every time (its embedded data is small and it has one writer).
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import tables
 from db.engine import Database
@@ -64,10 +72,99 @@ def _shape(db: Database, window: StatsWindow) -> tuple[object, ...]:
     return (db.dialect, window.date_from is None, window.date_to is None, window.is_strata is None)
 
 
+DEFAULT_WINDOW = StatsWindow()
+
+# The live figures of the requested localities whose summary is missing or stale, stored with
+# the version read in the same statement (so in the same snapshot as the sales), and every
+# requested locality's figures returned: one statement, as before. A concurrent write that
+# commits after this snapshot has moved the version, so what this stores is stale by version
+# and never served; the upsert never replaces a row computed at a newer version. Rows are
+# written in locality order so two concurrent fills lock their rows in the same order.
+SUMMARISED_STATS = sa.text(
+    """
+WITH wanted AS (
+    SELECT id, stats_version FROM localities WHERE id = ANY(:keys)
+),
+fresh AS (
+    SELECT m.locality_id, m.sales_count, m.median_price, m.p25_price, m.p75_price,
+        m.median_price_per_m2
+    FROM wanted w
+    JOIN locality_stats_summary m
+        ON m.locality_id = w.id AND m.stats_version = w.stats_version
+),
+live AS (
+    SELECT w.id AS locality_id, w.stats_version, count(s.price) AS sales_count,
+        percentile_cont(0.5) WITHIN GROUP (ORDER BY s.price) AS median_price,
+        percentile_cont(0.25) WITHIN GROUP (ORDER BY s.price) AS p25_price,
+        percentile_cont(0.75) WITHIN GROUP (ORDER BY s.price) AS p75_price,
+        percentile_cont(0.5) WITHIN GROUP (ORDER BY s.price / s.area_m2)
+            FILTER (WHERE s.area_m2 > 0) AS median_price_per_m2
+    FROM wanted w
+    LEFT JOIN sales s ON s.locality_id = w.id AND s.is_market_sale
+    WHERE w.id NOT IN (SELECT locality_id FROM fresh)
+    GROUP BY w.id, w.stats_version
+),
+stored AS (
+    INSERT INTO locality_stats_summary AS m (
+        locality_id, stats_version, sales_count, median_price, p25_price, p75_price,
+        median_price_per_m2
+    )
+    SELECT locality_id, stats_version, sales_count, median_price, p25_price, p75_price,
+        median_price_per_m2
+    FROM live
+    ORDER BY locality_id
+    ON CONFLICT (locality_id) DO UPDATE SET
+        stats_version = excluded.stats_version, sales_count = excluded.sales_count,
+        median_price = excluded.median_price, p25_price = excluded.p25_price,
+        p75_price = excluded.p75_price, median_price_per_m2 = excluded.median_price_per_m2
+    WHERE m.stats_version < excluded.stats_version
+)
+SELECT * FROM fresh
+UNION ALL
+SELECT locality_id, sales_count, median_price, p25_price, p75_price, median_price_per_m2
+FROM live
+"""
+).bindparams(sa.bindparam("keys", type_=ARRAY(sa.BigInteger())))
+
+_BUMP = sa.text(
+    "UPDATE localities SET stats_version = stats_version + 1 WHERE id = ANY(:keys)"
+).bindparams(sa.bindparam("keys", type_=ARRAY(sa.BigInteger())))
+
+BUMP_STAGED_STATS_VERSIONS = """
+UPDATE localities SET stats_version = stats_version + 1
+WHERE id IN (
+    SELECT locality_id FROM stage_dedup
+    UNION
+    SELECT sales.locality_id FROM sales
+    JOIN stage_keyed k
+        ON sales.property_id = k.property_id AND sales.dealing_number = k.dealing_number
+)
+"""
+"""For the ingest's merge (db/ingest/loader.py), in its transaction, after FILL_KEYED and
+before RESTATE_SALES: the localities of the batch's sales, and the localities the sales it
+may restate are in now (a restatement can move a sale). Both dialects."""
+
+
+async def bump_stats_versions(conn: AsyncConnection, locality_ids: Sequence[int]) -> None:
+    """In the transaction of a write that changes these localities' market sales."""
+    ids = sorted(set(locality_ids))  # one lock order for concurrent writers
+    if conn.dialect.name == "postgresql":
+        await conn.execute(_BUMP, {"keys": ids})
+    else:
+        localities = tables.localities
+        await conn.execute(
+            sa.update(localities)
+            .where(localities.c.id.in_(ids))
+            .values(stats_version=localities.c.stats_version + 1)
+        )
+
+
 async def locality_stats(
     db: Database, locality_ids: Sequence[int], window: StatsWindow
 ) -> dict[int, LocalityStatsRecord]:
     if db.is_postgresql:
+        if window == DEFAULT_WINDOW:
+            return await _stats_summarised(db, locality_ids)
         return await _stats_in_database(db, locality_ids, window)
     return await _stats_in_process(db, locality_ids, window)
 
@@ -100,6 +197,12 @@ async def _stats_in_database(
     statement = cached_statement(("locality_stats", *_shape(db, window)), build)
     rows = await db.fetch_all(statement, _parameters(ids, window), prepared=True)
     return {row[0]: LocalityStatsRecord(*row[1:]) for row in rows}
+
+
+async def _stats_summarised(db: Database, ids: Sequence[int]) -> dict[int, LocalityStatsRecord]:
+    rows = await db.fetch_all(SUMMARISED_STATS, {"keys": list(ids)}, prepared=True)
+    # A locality without market sales is left out, as the live statement leaves it out.
+    return {row[0]: LocalityStatsRecord(*row[1:]) for row in rows if row[1]}
 
 
 async def _stats_in_process(

@@ -13,7 +13,7 @@ from db import tables
 from db.engine import Database
 from db.ingest.records import non_market_reasons
 from db.records import PROPERTY_COLUMNS, SALE_COLUMNS, PropertyRecord, SaleRecord
-from db.repositories import jobs
+from db.repositories import jobs, stats
 
 SALES_RECORDED = "sales.recorded"
 """The job a new sale leaves in its own transaction (the outbox): app/alerts/tasks.py matches
@@ -92,6 +92,9 @@ async def record_sale(db: Database, sale: NewSale) -> SaleRecord:
                 ).one()
         except IntegrityError:
             raise DuplicateSale(sale.dealing_number) from None
+        if values["is_market_sale"]:
+            # The locality's summarised statistics stop serving as this commits.
+            await stats.bump_stats_versions(conn, [found["locality_id"]])
         await jobs.enqueue(conn, SALES_RECORDED, {"first_sale_id": row[0], "last_sale_id": row[0]})
         if sale.contract_date >= found["last_sale_date"]:
             await conn.execute(
