@@ -269,7 +269,7 @@ async def test_total_count_is_the_length_of_the_whole_list(
 
 
 async def test_total_counts_cost_a_statement_per_level_and_nothing_unselected(
-    executor_client: httpx.AsyncClient,
+    executor_client: httpx.AsyncClient, backend_url: str, executor: str
 ) -> None:
     query = """query($first: Int!) { properties(first: $first, filter: {postcode: "2043"}) {
         totalCount edges { node { sales(first: 1) { totalCount edges { node { price } } } } } } }"""
@@ -282,7 +282,10 @@ async def test_total_counts_cost_a_statement_per_level_and_nothing_unselected(
         assert all(e["node"]["sales"]["totalCount"] >= 1 for e in connection["edges"])
         # the page, its count, the sales of all its properties, their counts (one batch)
         assert response.statements == 4
-        assert (await gql(executor_client, plain, first=first)).statements == 2
+        # Without counts, on PostgreSQL a plan builds the page and its sales as one JSON
+        # statement (app/graphql/json_fields.py); elsewhere the page, then the sales.
+        one = executor == "compiled" and backend_url.startswith("postgresql")
+        assert (await gql(executor_client, plain, first=first)).statements == (1 if one else 2)
 
 
 async def test_past_the_exact_limit_the_count_is_the_planners_estimate(
