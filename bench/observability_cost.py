@@ -71,7 +71,9 @@ def serving(tree: Path, port: int, *, cached: bool, namespace: str, head: bool) 
         "PROPINTEL_WORKER": "false",
         "REDIS_URL": REDIS_URL if cached else "",
     }
-    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
+    # -P: without it `-m` puts the current directory (this checkout) ahead of PYTHONPATH, and
+    # the "base" would run this tree's code.
+    command = [sys.executable, "-P", "-m", "app.cli", "serve", "--port", str(port)]
     # The head as it ships: the access line is an `info` event. The base as bench/run ran it.
     command += ["--log-level", "info" if head else "warning"]
     with server(command, port, env) as url:

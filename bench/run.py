@@ -608,6 +608,36 @@ def _delta_hit_rate(before: dict[str, Any], after: dict[str, Any]) -> float:
     return (hits_after - hits_before) / total if total else 0.0
 
 
+def read_after_write(report: dict[str, Any]) -> list[str]:
+    """bench/read_after_write.py: two cached servers; after a real write (`updateProperty`)
+    on A, B's first read, beside a normal miss and hit on B. On the bench's own database
+    (`propintel_raw_bench`, one year of the data): the write changes what it writes, which
+    propintel_full must not see (the full-data tests compare it with the source files)."""
+    from bench.read_after_write import FIGURES
+    from bench.read_after_write import measure as measure_raw
+
+    log("read after write (two cached servers, a write on A, the first read on B)")
+    result = measure_raw(rounds=30)
+    report["read_after_write"] = result
+    lines = ["\nRead after write (ms, on process B; median / p95):"]
+    for figure in FIGURES:
+        summary = result[figure]
+        lines.append(f"  {figure}: {summary['median_ms']:.1f} / {summary['p95_ms']:.1f}")
+    lines.append(f"  stale reads: {result['stale_reads']} in {2 * result['rounds']} rounds")
+    return lines
+
+
+def ingest_against_copy(report: dict[str, Any]) -> list[str]:
+    """bench/ingest_floor.py: `propintel load-data` of all the shared data into a fresh
+    database, against a raw COPY of the same CSV rows into an unindexed table."""
+    from bench.ingest_floor import measure as measure_ingest
+
+    log("load-data of all shared data against a raw COPY of its rows (fresh databases)")
+    result = measure_ingest(PG_BASE)
+    report["ingest"] = result
+    return [f"\nIngest: {json.dumps(result)}"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -616,6 +646,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="timed rounds per server and query")
     parser.add_argument("--single-only", action="store_true", help="skip the two-worker runs")
     parser.add_argument("--skip-cached", action="store_true", help="skip the cache-on runs")
+    parser.add_argument("--skip-raw", action="store_true", help="skip the read-after-write figure")
+    parser.add_argument(
+        "--skip-ingest", action="store_true", help="skip load-data against raw COPY"
+    )
     args = parser.parse_args()
 
     started = time.monotonic()
@@ -667,6 +701,10 @@ def main() -> None:
         tables.append(table(f"\n{workers} process(es) each, uncached:", queries, results))
     if not args.skip_cached:
         tables += cached_runs(report, args.duration, args.rounds)
+    if not args.skip_raw:
+        tables += read_after_write(report)
+    if not args.skip_ingest:
+        tables += ingest_against_copy(report)
     report["seconds"] = round(time.monotonic() - started, 1)
     out = BENCH / "results" / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
