@@ -15,7 +15,8 @@ import asyncpg
 import pytest
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
-from db.repositories.stats import SUMMARISED_STATS
+from db.ingest import merge_sql
+from db.repositories.stats import BUMP_STAGED_STATS_VERSIONS, SUMMARISED_STATS
 from tests.support.apps import RunningApp, running_app
 from tests.support.credentials import ADMIN
 from tests.support.databases import (
@@ -180,3 +181,36 @@ async def test_a_fill_from_an_older_snapshot_is_never_served(database: str) -> N
         assert now == await live(database)
         assert now["salesCount"] == before["salesCount"] + 1
         assert await summary(database) == (version, version, now["salesCount"])
+
+
+async def test_the_ingest_bump_covers_new_and_restated_sales(database: str) -> None:
+    """BUMP_STAGED_STATS_VERSIONS, run in the merge's session: the localities of the staged
+    sales, and those of the sales held that a restatement may move elsewhere."""
+    tempe = await locality_id(database)
+    connection = await asyncpg.connect(database)
+    try:
+        other = await connection.fetchval(
+            """INSERT INTO localities (name, postcode, state) VALUES ('SUMMARY TEST', '9999', 'NSW')
+               ON CONFLICT (name, postcode) DO UPDATE SET state = excluded.state RETURNING id"""
+        )
+        held = await connection.fetchrow(
+            "SELECT property_id, dealing_number FROM sales WHERE locality_id = $1 LIMIT 1", tempe
+        )
+        before = dict(await connection.fetch("SELECT id, stats_version FROM localities"))
+        for statement in merge_sql.CREATE_TEMPORARY_TABLES:
+            await connection.execute(statement)
+        # A staged sale now in the other locality, restating one held in TEMPE.
+        await connection.execute("INSERT INTO stage_dedup (locality_id) VALUES ($1)", other)
+        await connection.execute(
+            "INSERT INTO stage_keyed (property_id, locality_id, dealing_number) VALUES ($1, $2, $3)",
+            held["property_id"],
+            other,
+            held["dealing_number"],
+        )
+        async with connection.transaction():
+            await connection.execute(BUMP_STAGED_STATS_VERSIONS)
+        after = dict(await connection.fetch("SELECT id, stats_version FROM localities"))
+    finally:
+        await connection.close()
+    assert {k for k in after if after[k] != before[k]} == {tempe, other}
+    assert after[tempe] == before[tempe] + 1
