@@ -24,6 +24,7 @@ from app.estimates.service import ModelRegistry
 from app.estimates.tasks import Trainer
 from app.graphql.query_limits import QueryAnalyzer
 from app.graphql.warming import Warmer
+from app.http.direct import DirectRoutes
 from app.http.front import front_door
 from app.http.gate import Gate
 from app.http.graphiql import graphiql_assets
@@ -197,6 +198,8 @@ def create_app(
             # request's record, id, access line and metrics (app/http/observe.py).
             *([Middleware(tracing.asgi_middleware)] if tracing is not None else []),
             Middleware(Observe, operations=graphql.operation_names, production=production),
+            # Innermost: GET and POST /graphql to the gate, past the router (app/http/direct.py).
+            Middleware(DirectRoutes, routes={"/graphql": gate}),
         ],
     )
     app.state.db = db
