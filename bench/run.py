@@ -20,6 +20,7 @@ import random
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -608,11 +609,18 @@ def _delta_hit_rate(before: dict[str, Any], after: dict[str, Any]) -> float:
     return (hits_after - hits_before) / total if total else 0.0
 
 
+def _importable() -> None:
+    """`bench/run` runs this file as a script: the package `bench` is then not on the path."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+
+
 def read_after_write(report: dict[str, Any]) -> list[str]:
     """bench/read_after_write.py: two cached servers; after a real write (`updateProperty`)
     on A, B's first read, beside a normal miss and hit on B. On the bench's own database
     (`propintel_raw_bench`, one year of the data): the write changes what it writes, which
     propintel_full must not see (the full-data tests compare it with the source files)."""
+    _importable()
     from bench.read_after_write import FIGURES
     from bench.read_after_write import measure as measure_raw
 
@@ -630,6 +638,7 @@ def read_after_write(report: dict[str, Any]) -> list[str]:
 def ingest_against_copy(report: dict[str, Any]) -> list[str]:
     """bench/ingest_floor.py: `propintel load-data` of all the shared data into a fresh
     database, against a raw COPY of the same CSV rows into an unindexed table."""
+    _importable()
     from bench.ingest_floor import measure as measure_ingest
 
     log("load-data of all shared data against a raw COPY of its rows (fresh databases)")
@@ -705,12 +714,15 @@ def main() -> None:
         tables.append(table(f"\n{workers} process(es) each, uncached:", queries, results))
     if not args.skip_cached:
         tables += cached_runs(report, args.duration, args.rounds)
+    out = BENCH / "results" / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")  # kept if a later figure fails
+    print("\n".join(tables), flush=True)
+    tables = []
     if not args.skip_raw:
         tables += read_after_write(report)
     if not args.skip_ingest:
         tables += ingest_against_copy(report)
     report["seconds"] = round(time.monotonic() - started, 1)
-    out = BENCH / "results" / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     print("\n".join(tables))
     print(f"\nresults: {out.relative_to(ROOT)} ({report['seconds']:.0f} s)")
