@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.observability_cost import Q1, worktree
-from bench.run import REDIS_URL, ROOT, ours_env, psql
+from bench.run import PG_BASE, REDIS_URL, ROOT, ours_env, psql
 
 WARM_UP = 150
 PORTS = {("head", "info"): 8321, ("base", "info"): 8322}
@@ -96,11 +96,14 @@ def _wait_ready(port: int, process: subprocess.Popen[str], seconds: float = 1800
     raise SystemExit(f"server on {port} did not answer in {seconds} s")
 
 
-def measure(tree: Path, mode: str, level: str, count: int, request: bytes) -> int:
+def measure(
+    tree: Path, mode: str, level: str, count: int, request: bytes, database_url: str | None
+) -> int:
     port = PORTS[(mode, level)]
     env = {
         **os.environ,
         **ours_env(cached=True, namespace=f"obsi{os.getpid()}{mode}{level}"),
+        **({"DATABASE_URL": database_url} if database_url else {}),
         "PYTHONPATH": str(tree),
         "PROPINTEL_WORKER": "false",  # no job polling counted inside the loop
         "REDIS_URL": REDIS_URL,
@@ -157,11 +160,24 @@ def main() -> None:
     parser.add_argument("--base", default="5dea7e0")
     parser.add_argument("-n", type=int, default=400)
     parser.add_argument("--levels", default="info,warning")
+    parser.add_argument(
+        "--database",
+        help="serve this database (default: bench/run's propintel_full); the base serves a "
+        "copy of it, `<name>_base`, made when missing: a base commit cannot start on a "
+        "database migrated past its own migrations",
+    )
     args = parser.parse_args()
+    urls: dict[str, str | None] = {"head": None, "base": None}
+    if args.database:
+        base_name = f"{args.database}_base"
+        if psql(f"SELECT 1 FROM pg_database WHERE datname = '{base_name}'", "postgres") != "1":
+            psql(f'CREATE DATABASE "{base_name}" TEMPLATE "{args.database}"', "postgres")
+        urls = {"head": f"{PG_BASE}/{args.database}", "base": f"{PG_BASE}/{base_name}"}
     # The bench's Q1 (bench/observability_cost.py): a property with 10+ sales.
     property_id = psql(
         "SELECT property_id FROM sales GROUP BY property_id HAVING count(*) >= 10 "
-        "ORDER BY property_id LIMIT 1"
+        "ORDER BY property_id LIMIT 1",
+        *([args.database] if args.database else []),
     )
     global_id = base64.urlsafe_b64encode(f"Property:{property_id}".encode()).decode()
     request = _request(
@@ -171,7 +187,10 @@ def main() -> None:
     runs = [(mode, level) for level in args.levels.split(",") for mode in trees]
     with ThreadPoolExecutor(2) as pool:  # two at a time: the machine has two cores
         counts = list(
-            pool.map(lambda run: measure(trees[run[0]], run[0], run[1], args.n, request), runs)
+            pool.map(
+                lambda run: measure(trees[run[0]], run[0], run[1], args.n, request, urls[run[0]]),
+                runs,
+            )
         )
     per_request = {
         f"{mode}_{level}": count for (mode, level), count in zip(runs, counts, strict=True)

@@ -16,7 +16,8 @@ import pytest
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
 from db.ingest import merge_sql
-from db.repositories.stats import BUMP_STAGED_STATS_VERSIONS, SUMMARISED_STATS
+from db.ingest.merge_sql import BUMP_STAGED_STATS_VERSIONS
+from db.repositories.stats import SUMMARISED_STATS
 from tests.support.apps import RunningApp, running_app
 from tests.support.credentials import ADMIN
 from tests.support.databases import (

@@ -37,7 +37,6 @@ from db.ingest import merge_sql, stage_sql
 from db.ingest.csv_split import CsvChunk, read_csv_chunks
 from db.ingest.readers import Gazetteer, Progress, SourceError, SourceRow, csv_item, read_sales
 from db.ingest.records import LOCALITY_SLOT, STAGE_COLUMNS, RowError, build_sale
-from db.repositories.stats import BUMP_STAGED_STATS_VERSIONS
 
 LocalityKey = tuple[str, str]
 RejectHandler = Any  # Callable[[SourceError], None]; Any keeps it callable from the thread
@@ -707,7 +706,7 @@ class _StagingBatch:
         # the merge's transaction: a summary computed before it is never served again
         # (db/repositories/stats.py). Into empty tables too: a locality may have had a
         # summary of no sales.
-        await self._execute(BUMP_STAGED_STATS_VERSIONS)
+        await self._execute(merge_sql.BUMP_STAGED_STATS_VERSIONS)
         restated = 0 if self.into_empty else (await self._execute(merge_sql.RESTATE_SALES)).rowcount
         # Sales above this id are the batch's new ones (and any recorded meanwhile: matching
         # is idempotent). Skipped, with the matching, while nobody has a search or a watch.

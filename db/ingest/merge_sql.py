@@ -199,3 +199,18 @@ INSERT INTO sales ({SALE_COLUMNS})
 ORDER BY s.contract_date, s.dealing_number, p.id
 """
 INTO_EMPTY_STEPS = (DEDUPLICATE, INSERT_PROPERTIES_INTO_EMPTY)
+
+BUMP_STAGED_STATS_VERSIONS = """
+UPDATE localities SET stats_version = stats_version + 1
+WHERE id IN (
+    SELECT locality_id FROM stage_dedup
+    UNION
+    SELECT sales.locality_id FROM sales
+    JOIN stage_keyed k
+        ON sales.property_id = k.property_id AND sales.dealing_number = k.dealing_number
+)
+"""
+"""Run by the merge (db/ingest/loader.py) in its transaction, after FILL_KEYED and before
+RESTATE_SALES: the localities of the batch's sales, and the localities the sales it may
+restate are in now (a restatement can move a sale), get a new stats version, so their
+summaries (db/repositories/stats.py) are recomputed. Both dialects."""

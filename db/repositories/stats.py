@@ -5,9 +5,10 @@ percentile aggregate, so there the prices come back sorted and the same formula 
 
 On PostgreSQL the default window (all market sales) is served from `locality_stats_summary`
 while the row's `stats_version` equals its locality's: every write that changes a locality's
-market sales moves that version in its own transaction (`bump_stats_versions`,
-`BUMP_STAGED_STATS_VERSIONS`), so a summary row is served only for the sales it was computed
-from. SQLite keeps computing every time (its embedded data is small and it has one writer).
+market sales moves that version in its own transaction (`bump_stats_versions`; the
+ingest's `BUMP_STAGED_STATS_VERSIONS` in db/ingest/merge_sql.py), so a summary row is
+served only for the sales it was computed from. SQLite keeps computing every time (its
+embedded data is small and it has one writer).
 """
 
 from __future__ import annotations
@@ -129,20 +130,6 @@ FROM live
 _BUMP = sa.text(
     "UPDATE localities SET stats_version = stats_version + 1 WHERE id = ANY(:keys)"
 ).bindparams(sa.bindparam("keys", type_=ARRAY(sa.BigInteger())))
-
-BUMP_STAGED_STATS_VERSIONS = """
-UPDATE localities SET stats_version = stats_version + 1
-WHERE id IN (
-    SELECT locality_id FROM stage_dedup
-    UNION
-    SELECT sales.locality_id FROM sales
-    JOIN stage_keyed k
-        ON sales.property_id = k.property_id AND sales.dealing_number = k.dealing_number
-)
-"""
-"""For the ingest's merge (db/ingest/loader.py), in its transaction, after FILL_KEYED and
-before RESTATE_SALES: the localities of the batch's sales, and the localities the sales it
-may restate are in now (a restatement can move a sale). Both dialects."""
 
 
 async def bump_stats_versions(conn: AsyncConnection, locality_ids: Sequence[int]) -> None:
