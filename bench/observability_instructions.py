@@ -164,7 +164,8 @@ def main() -> None:
         "--database",
         help="serve this database (default: bench/run's propintel_full); the base serves a "
         "copy of it, `<name>_base`, made when missing: a base commit cannot start on a "
-        "database migrated past its own migrations",
+        "database migrated past its own migrations (it must hold a property with 10+ sales, "
+        "as the full data does)",
     )
     args = parser.parse_args()
     urls: dict[str, str | None] = {"head": None, "base": None}
