@@ -25,6 +25,7 @@ from tests.support.apps import running_app
 from tests.support.databases import SLICE, create_pg_database, drop_pg_database
 from tests.support.graphql import gql
 from tests.support.reference import Reference
+from tests.support.rows import good_row
 from tests.support.settings import DATA_DIR, settings_for
 
 
@@ -153,29 +154,6 @@ def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
         lines.append(",".join({**template, **row}.values()))
     path.write_text("\r\n".join(lines) + "\r\n")
     return path
-
-
-def good_row(**overrides: str) -> dict[str, str]:
-    row = {
-        "district_code": "206",
-        "property_id": "990001",
-        "download_datetime": "20240108 01:07",
-        "house_number": "1",
-        "street_name": "TEST ST",
-        "locality": "TEMPE",
-        "postcode": "2044",
-        "area": "300",
-        "area_type": "M",
-        "contract_date": "2023-12-01",
-        "settlement_date": "2024-01-05",
-        "purchase_price": "1500000",
-        "nature_of_property": "R",
-        "interest_of_sale_pct": "0",
-        "dealing_number": "AT000001",
-        "parcels_in_sale": "1",
-        "source_file": "test.csv",
-    }
-    return {**row, **overrides}
 
 
 def test_malformed_rows_are_reported_with_file_and_line_and_the_rest_loads(

@@ -18,6 +18,7 @@ from db.ingest.loader import LoadSummary, SalesLoader
 from db.ingest.readers import CSV_COLUMNS, SourceError, read_districts, read_gazetteer
 from db.migrate import upgrade
 from tests.support.databases import SLICE, create_pg_database, drop_pg_database
+from tests.support.rows import good_row
 from tests.support.settings import DATA_DIR, settings_for
 
 DUMPS = {
@@ -108,25 +109,7 @@ def awkward_csv(path: Path) -> Path:
     """Rows each of which the database must either convert exactly as build_sale does or
     hand back to it: odd spellings of every field it reads."""
     template = dict.fromkeys(CSV_COLUMNS, "")
-    base = {
-        "district_code": "206",
-        "property_id": "880001",
-        "download_datetime": "20240108 01:07",
-        "house_number": "1",
-        "street_name": "TEST ST",
-        "locality": "TEMPE",
-        "postcode": "2044",
-        "area": "300",
-        "area_type": "M",
-        "contract_date": "2023-12-01",
-        "settlement_date": "2024-01-05",
-        "purchase_price": "1500000",
-        "nature_of_property": "R",
-        "interest_of_sale_pct": "0",
-        "dealing_number": "AT000001",
-        "parcels_in_sale": "1",
-        "source_file": "awkward.csv",
-    }
+    base = good_row(property_id="880001", source_file="awkward.csv")
     variants: list[dict[str, str]] = [
         {},
         {"property_id": "0012"},
