@@ -67,7 +67,7 @@ class Observe:
         request_id: str | None = None
         credentialed = False
         for name, value in scope["headers"]:
-            if name in _WATCHED:  # one set lookup for the headers that matter to neither
+            if name in _WATCHED:  # one set lookup per header: most are neither id nor credential
                 if name != REQUEST_ID:
                     credentialed = True
                 elif _SAFE_ID.fullmatch(value):
