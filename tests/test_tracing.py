@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from app.http.direct import DirectRoutes
 from app.http.observe import Observe
 from app.telemetry import tracing
 from tests.support.apps import running_app, running_app_with_redis
@@ -162,7 +163,7 @@ async def test_tracing_off_installs_nothing(postgres_url: str) -> None:
         assert app.state.tracing is None
         assert app.state.graphql.tracing is None
         installed: list[object] = [m.cls for m in app.app.user_middleware]
-        assert installed == [Observe]
+        assert installed == [Observe, DirectRoutes]  # the edge and the router bypass only
         assert not tracing.active()
         assert not AsyncPGInstrumentor().is_instrumented_by_opentelemetry  # type: ignore[no-untyped-call]
         assert not RedisInstrumentor().is_instrumented_by_opentelemetry
