@@ -448,13 +448,14 @@ def test_two_server_processes_stay_coherent(cache_database: str, redis_namespace
             ).json()
             returned = time.perf_counter()
             assert response["data"]["recordSale"]["price"] == price
-            while ask(reader, PROPERTY, id=property_id)["property"]["lastSale"]["price"] != price:
-                assert time.perf_counter() - returned < COHERENCE_BUDGET_S, "reader still stale"
+            # A write returns once every process has applied its invalidation: the reader's
+            # very first read is fresh (a count, not a time: the machine's load sets that).
+            first = ask(reader, PROPERTY, id=property_id)["property"]["lastSale"]["price"]
+            assert first == price, "reader stale after the write returned"
             delays.append(time.perf_counter() - returned)
             assert ask(reader, STATS)["locality"]["stats"]["salesCount"] == stats_before + 1
             assert ask(reader, PRICE_LIST)["properties"]["nodes"][0]["lastSalePrice"] == price
         print(f"reader fresh after the write returned: worst {max(delays) * 1000:.1f} ms")
-        assert max(delays) < COHERENCE_BUDGET_S
 
 
 async def test_an_unreachable_redis_degrades_to_l1_and_the_database(cache_database: str) -> None:
