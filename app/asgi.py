@@ -25,7 +25,6 @@ from app.estimates.tasks import Trainer
 from app.graphql.query_limits import QueryAnalyzer
 from app.graphql.warming import Warmer
 from app.http.direct import DirectRoutes
-from app.http.front import front_door
 from app.http.gate import Gate
 from app.http.graphiql import graphiql_assets
 from app.http.health import healthz, readyz
@@ -34,6 +33,7 @@ from app.http.metrics import metrics_route, preinitialise
 from app.http.observe import Observe
 from app.http.rate_limits import RateLimiter
 from app.http.view import PropintelGraphQL
+from app.http.webapp import webapp_routes
 from app.jobs.metrics import JobCatalogue
 from app.jobs.service import JobQueue
 from app.jobs.worker import Worker
@@ -182,7 +182,6 @@ def create_app(
 
     app = Starlette(
         routes=[
-            Route("/", front_door(production=production, docs_url=settings.docs_url)),
             Route("/graphql", gate, methods=["GET", "POST"]),
             # Subscriptions (graphql-transport-ws): the credential comes in connection_init,
             # which the view checks (the gate's checks are for HTTP requests).
@@ -191,6 +190,8 @@ def create_app(
             Route("/readyz", readyz),
             metrics_route(settings, db, jobs_catalogue),
             *([] if production else [graphiql_assets()]),  # GraphiQL's own files
+            # The web app at / and its routes (API clients asking / for JSON get the "about").
+            *webapp_routes(docs_url=settings.docs_url),
         ],
         lifespan=lifespan,
         middleware=[

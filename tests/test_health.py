@@ -27,22 +27,22 @@ async def test_readyz_is_503_when_the_database_is_unreachable() -> None:
         assert breaker["calls"] >= 1
 
 
-async def test_the_root_redirects_to_graphiql_outside_prod(client: httpx.AsyncClient) -> None:
-    response = await client.get("/", headers={"accept": "text/html"})
-    assert response.status_code == 307
-    assert response.headers["location"] == "/graphql"
-    query = await client.get("/?query=%7B__typename%7D")
-    assert (query.status_code, query.headers["location"]) == (
-        307,
-        "/graphql?query=%7B__typename%7D",
-    )
+async def test_the_root_answers_api_clients_json_and_browsers_the_web_app(
+    client: httpx.AsyncClient,
+) -> None:
+    # The web app's page itself: tests/test_web_app.py.
+    about = await client.get("/", headers={"accept": "application/json"})
+    assert about.headers["content-type"] == "application/json"
+    assert about.json()["graphql"] == "/graphql"
+    page = await client.get("/", headers={"accept": "text/html"})
+    assert page.headers["content-type"].startswith("text/html")
     assert (await client.post("/")).status_code == 405
 
 
 async def test_the_root_in_prod_says_where_the_api_and_its_docs_are(sqlite_url: str) -> None:
     docs = "https://docs.example.com/propintel"
     async with running_app(prod_settings(sqlite_url, PROPINTEL_DOCS_URL=docs)) as app:
-        response = await app.client.get("/", headers={"accept": "text/html"})
+        response = await app.client.get("/", headers={"accept": "application/json"})
         assert response.status_code == 200
         assert response.headers["content-type"] == "application/json"
         about = response.json()

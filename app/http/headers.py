@@ -26,6 +26,18 @@ def graphiql_csp(style_nonce: str) -> str:
     )
 
 
+def webapp_csp() -> str:
+    """The web app's pages (app/http/webapp.py), in every profile: Vite's build has no inline
+    script or style, so scripts, styles and requests of our origin only. uPlot draws on a
+    canvas and sizes it through the CSSOM (`element.style`), which style-src does not govern;
+    the bundle needs no `data:` source."""
+    return (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "font-src 'self'; connect-src 'self'; manifest-src 'self'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    )
+
+
 _PROD = (
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
     (b"strict-transport-security", b"max-age=31536000; includeSubDomains"),
