@@ -57,6 +57,9 @@ def server(postgres_url: str, trained_version: int) -> Iterator[str]:
         "ADMIN_API_KEY": PROD_ADMIN_KEY,
         "PROPINTEL_CACHE_WARM": "0",
         "PROPINTEL_INITIAL_LOAD": "none",
+        # The shortest access token: the app renews it (spending the refresh token) 5 s
+        # after sign-in, which the watch test waits for.
+        "PROPINTEL_ACCESS_TTL_S": "30",
     }
     with live_server(env) as base:
         yield base
@@ -203,6 +206,13 @@ def test_register_sign_in_and_watch_the_property(
     expect(page.get_by_role("status").filter(has_text="You watch this property")).to_be_visible()
     check_accessibility(page)
 
+    # The access token is renewed with the refresh token before it expires (in memory: the
+    # session survives within the page, not a reload); the account page then loads with it.
+    with page.expect_response(
+        lambda response: "refreshToken" in (response.request.post_data or ""), timeout=15_000
+    ) as renewal:
+        pass
+    assert renewal.value.ok and "errors" not in renewal.value.json(), renewal.value.text()
     page.get_by_role("link", name="My account").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("My account")
     watched = page.get_by_role("region", name="Watched properties")
