@@ -11,16 +11,18 @@ of `/` to API clients, and the 503 without a build.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import secrets
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 from starlette.applications import Starlette
 
 from app.http.headers import webapp_csp
@@ -178,6 +180,35 @@ def test_search_opens_the_property_with_its_history_estimate_and_suburb(
     assert problems == [], "\n".join(problems)
 
 
+def test_the_chart_pages_through_every_sale(
+    server: str, browser: Browser, house: dict[str, Any]
+) -> None:
+    """The property's sales come page by page (the keyset connection, newest first) until
+    its end: with pages of 2 (the app's requests rewritten on their way out) the chart and
+    the table still hold every sale, newest first, none twice."""
+    pages: list[int] = []
+
+    def smaller_pages(route: Route) -> None:
+        body = json.loads(route.request.post_data or "{}")
+        if "sales(first: $first" in body.get("query", ""):
+            body["variables"]["first"] = 2
+            pages.append(1)
+        route.continue_(post_data=json.dumps(body))
+
+    page = browser.new_page(viewport=DESKTOP)
+    page.route("**/graphql", smaller_pages)
+    page.goto(f"{server}/property/{house['id']}")
+    sales = house["sales"]["totalCount"]
+    chart = page.get_by_role("img", name=re.compile(r"^Price history"))
+    expect(chart).to_have_attribute("data-points", str(sales), timeout=10_000)
+    dates = page.locator("table tbody tr td:first-child").all_inner_texts()
+    page.close()
+    assert len(pages) == -(-sales // 2), pages  # ceil(sales / 2) requests
+    assert len(dates) == sales
+    parsed = [datetime.strptime(d.replace("Sept", "Sep"), "%d %b %Y") for d in dates]
+    assert parsed == sorted(parsed, reverse=True), dates
+
+
 def test_register_sign_in_and_watch_the_property(
     server: str, browser: Browser, house: dict[str, Any]
 ) -> None:
@@ -212,7 +243,8 @@ def test_register_sign_in_and_watch_the_property(
         lambda response: "refreshToken" in (response.request.post_data or ""), timeout=15_000
     ) as renewal:
         pass
-    assert renewal.value.ok and "errors" not in renewal.value.json(), renewal.value.text()
+    assert renewal.value.ok, renewal.value.text()
+    assert "errors" not in renewal.value.json(), renewal.value.text()
     page.get_by_role("link", name="My account").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("My account")
     watched = page.get_by_role("region", name="Watched properties")
