@@ -250,6 +250,13 @@ def test_register_sign_in_and_watch_the_property(
     watched = page.get_by_role("region", name="Watched properties")
     expect(watched.get_by_role("link", name=house["address"])).to_be_visible()
     expect(page.get_by_text(f"Signed in as {email}.")).to_be_visible()
+    searches = page.get_by_role("region", name="Saved searches")
+    searches.get_by_label("Name").fill("Erskineville houses")
+    searches.get_by_label("Suburb").fill("Erskineville")
+    searches.get_by_role("button", name="Save search").click()
+    saved = page.get_by_role("region", name="Saved searches").get_by_role("listitem")
+    expect(saved).to_have_count(1)
+    expect(saved).to_contain_text("Erskineville houses")
     check_accessibility(page)
     shoot(page, "5-account")
 

@@ -22,13 +22,13 @@ const MORE_SALES = `query MoreSales($id: ID!, $first: Int!, $after: String!) {
     sales(first: $first, after: $after) { pageInfo { hasNextPage endCursor } nodes { ${SALE_FIELDS} } }
   }
 }`;
-// Apart from the facts: without a trained model `estimate` is an error, which must not take
-// the rest of the page with it.
+// Each on its own: without a trained model `estimate` is an error, which (the field being
+// non-null) nulls its property, and must not take the facts or the comparables with it.
 const ESTIMATE = `query PropertyEstimate($id: ID!) {
-  property(id: $id) {
-    estimate { price low high asOf dataTo extrapolatedDays }
-    comparableSales(first: 5) { id contractDate price areaM2 property { id address } }
-  }
+  property(id: $id) { estimate { price low high asOf dataTo extrapolatedDays } }
+}`;
+const COMPARABLES = `query PropertyComparables($id: ID!) {
+  property(id: $id) { comparableSales(first: 5) { id contractDate price areaM2 property { id address } } }
 }`;
 const WATCH = `mutation Watch($id: ID!) { watchProperty(id: $id) { id } }`;
 const UNWATCH = `mutation Unwatch($id: ID!) { unwatchProperty(id: $id) }`;
@@ -255,16 +255,32 @@ export async function propertyPage({ main, params, signal }: PageContext): Promi
     region("comparables-h", "Comparable sales", comparablesBody),
   );
 
-  const estimate = gql<{ property: { estimate: Estimate; comparableSales: Comparable[] } }>(ESTIMATE, { id: current.id }, { signal, partial: true });
-  void estimate.then(
-    (data) => {
-      estimateBody.replaceChildren(data.property?.estimate ? estimateSection(data.property.estimate) : h("p", {}, "No estimate is available for this property."));
-      comparablesBody.replaceChildren(comparablesList(data.property?.comparableSales ?? []));
-    },
+  const estimate = gql<{ property: { estimate: Estimate } | null }>(
+    ESTIMATE,
+    { id: current.id },
+    { signal },
+  ).then(
+    (data) =>
+      estimateBody.replaceChildren(
+        data.property ? estimateSection(data.property.estimate) : h("p", {}, "No estimate is available for this property."),
+      ),
     (error: unknown) => {
       if (signal.aborted) return;
-      estimateBody.replaceChildren(h("p", {}, "No estimate is available right now."), failure(error));
-      comparablesBody.replaceChildren(failure(error));
+      // e.g. SERVICE_UNAVAILABLE "No price model is active yet: ..."
+      estimateBody.replaceChildren(
+        h("p", {}, "No estimate is available right now."),
+        h("p", { class: "muted" }, error instanceof ApiError ? error.message : "The server could not be reached."),
+      );
+    },
+  );
+  const comparables = gql<{ property: { comparableSales: Comparable[] } | null }>(
+    COMPARABLES,
+    { id: current.id },
+    { signal },
+  ).then(
+    (data) => comparablesBody.replaceChildren(comparablesList(data.property?.comparableSales ?? [])),
+    (error: unknown) => {
+      if (!signal.aborted) comparablesBody.replaceChildren(failure(error));
     },
   );
   try {
@@ -273,5 +289,5 @@ export async function propertyPage({ main, params, signal }: PageContext): Promi
   } catch (error) {
     if (!signal.aborted) history.replaceChildren(failure(error));
   }
-  await estimate.catch(() => undefined);
+  await Promise.all([estimate, comparables]);
 }
