@@ -1,5 +1,5 @@
 """The web app (web/app, served by app/http/webapp.py) in Debian's Chromium against
-`propintel serve` in the prod profile (its strict CSP) on the PostgreSQL slice: search an
+the app served by uvicorn in the prod profile (its strict CSP) on the PostgreSQL slice: search an
 address as people type it, pick the suggestion by mouse and by keyboard, see the property
 (heading, facts, a price-history chart with one point per sale, the estimate and its 80%
 interval), open its suburb (quarterly medians), register, sign in and watch it. axe-core
@@ -35,8 +35,8 @@ from tests.support.browser import (
     serious_axe_violations,
     watch_problems,
 )
-from tests.support.live import live_server
-from tests.support.prod import PROD_ADMIN_KEY, PROD_JWT_SECRET
+from tests.support.prod import prod_settings
+from tests.support.threaded import serving_in_thread
 
 SHOTS = ARTIFACTS / "web_app"
 PROPERTY_QUERY = """query($locality: String!) {
@@ -52,18 +52,14 @@ def server(postgres_url: str, trained_version: int) -> Iterator[str]:
     """`trained_version`: a model is active before the server starts (the estimate)."""
     if not built():
         pytest.fail(f"the web app is not built in {DIST}: run scripts/bootstrap")
-    env = {
-        "DATABASE_URL": postgres_url,
-        "PROPINTEL_PROFILE": "prod",
-        "JWT_SECRET": PROD_JWT_SECRET,
-        "ADMIN_API_KEY": PROD_ADMIN_KEY,
-        "PROPINTEL_CACHE_WARM": "0",
-        "PROPINTEL_INITIAL_LOAD": "none",
+    settings = prod_settings(
+        postgres_url,
         # The shortest access token: the app renews it (spending the refresh token) 5 s
         # after sign-in, which the watch test waits for.
-        "PROPINTEL_ACCESS_TTL_S": "30",
-    }
-    with live_server(env) as base:
+        PROPINTEL_ACCESS_TTL_S=30,
+        PROPINTEL_INITIAL_LOAD="none",
+    )
+    with serving_in_thread(settings) as base:
         yield base
 
 
