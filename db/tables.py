@@ -113,6 +113,8 @@ properties = sa.Table(
     sa.Column("source_downloaded_at", sa.DateTime, nullable=False),
     *_timestamps(),
     sa.Column("deleted_at", sa.DateTime(timezone=True)),
+    # The address normalised for search (db/search_key.py; migration 0006).
+    sa.Column("search_key", sa.Text),
     sa.UniqueConstraint("vg_property_id", "strata_lot"),
 )
 
@@ -307,6 +309,15 @@ sa.Index(
     postgresql_where=LIVE,
     sqlite_where=LIVE,
 )
+# Address search (migration 0006): PostgreSQL only (SQLite searches an FTS5 table); declared
+# here so the ingest drops it for a first load and rebuilds it after, as the others.
+sa.Index(
+    "ix_properties_search",
+    sa.text("to_tsvector('simple'::regconfig, search_key)"),
+    postgresql_using="gin",
+    postgresql_where=LIVE,
+    _table=properties,
+).ddl_if(dialect="postgresql")
 sa.Index(
     "ix_sales_property_newest", sales.c.property_id, sales.c.contract_date.desc(), sales.c.id.desc()
 )

@@ -25,6 +25,7 @@ from resolvers import admin as admin_resolvers
 from resolvers import alerts as alert_resolvers
 from resolvers import insights as insight_resolvers
 from resolvers import jobs as job_resolvers
+from resolvers import search as search_resolvers
 from resolvers import webhooks as webhook_resolvers
 from schema.accounts import ApiKeyType, AuthPayload, CreatedApiKey, UserType
 from schema.admin import CacheStats, DependencyStatus, InvalidationResult, WarmResult
@@ -36,6 +37,7 @@ from schema.inputs import RecordSaleInput, UpdatePropertyInput  # noqa: F401 (sc
 from schema.insights import DatabaseInsights, ExplainedOperation
 from schema.introspection import NoSchemaIntrospection
 from schema.jobs import JobQueue
+from schema.search import AddressMatch, LocalityMatch
 from schema.subscriptions import Subscription
 from schema.types import Locality, LocalityConnection, Node, Property, PropertyConnection, Sale
 from schema.webhooks import WebhookDelivery, WebhookEndpoint, WebhookEndpointSecret
@@ -68,6 +70,21 @@ class Query:
     )
     localities: Page[LocalityRecord] = strawberry.field(
         resolver=localities.localities, graphql_type=LocalityConnection
+    )
+    search_addresses: list[object] = strawberry.field(
+        resolver=search_resolvers.search_addresses,
+        graphql_type=list[AddressMatch],
+        description="Properties whose address matches what was typed so far, best first: "
+        "the last word may be partial; case, punctuation, unit forms ('2/73', 'unit 2 73', "
+        "'u2 73'), street type spellings (Ave/Avenue, St/Street, ...) and one typo per word "
+        "do not matter; locality and postcode are optional. A ranked top-N (`first`, at most "
+        "20), not a connection: a ranking has no stable order to page through.",
+    )
+    suggest_localities: list[object] = strawberry.field(
+        resolver=search_resolvers.suggest_localities,
+        graphql_type=list[LocalityMatch],
+        description="Localities (suburbs) whose name or postcode matches what was typed so "
+        "far, best first (as searchAddresses).",
     )
     cache_stats: object = strawberry.field(
         resolver=admin_resolvers.cache_stats,

@@ -12,6 +12,7 @@ last-sale refresh.
 from __future__ import annotations
 
 from db.ingest.records import STAGE_COLUMNS
+from db.search_key import property_key_sql
 
 _TYPES = {
     "vg_property_id": "INTEGER",
@@ -68,17 +69,19 @@ JOIN stage_dedup s ON p.vg_property_id = s.vg_property_id AND p.strata_lot = s.s
 # The most recently extracted record describes the property (the VG restates records with
 # corrected addresses, areas and zonings); a new property's last sale is its newest staged
 # sale, ties broken by dealing number, the order in which INSERT_SALES numbers them.
-UPSERT_PROPERTIES = """
+UPSERT_PROPERTIES = f"""
 INSERT INTO properties (
     vg_property_id, strata_lot, district_code, district, property_name, unit_number,
     house_number, street_name, locality_id, postcode, area_m2, zoning, nature, primary_purpose,
-    is_strata, latitude, longitude, last_sale_price, last_sale_date, source_downloaded_at
+    is_strata, latitude, longitude, last_sale_price, last_sale_date, source_downloaded_at,
+    search_key
 )
 SELECT latest.vg_property_id, latest.strata_lot, latest.district_code, latest.district,
     latest.property_name, latest.unit_number, latest.house_number, latest.street_name,
     latest.locality_id, latest.postcode, latest.area_m2, latest.zoning, latest.nature,
     latest.primary_purpose, latest.strata_lot <> '', l.latitude, l.longitude,
-    latest.newest_price, latest.newest_date, latest.downloaded_at
+    latest.newest_price, latest.newest_date, latest.downloaded_at,
+    {property_key_sql("latest", "l")}
 FROM (
     SELECT s.*,
         ROW_NUMBER() OVER (
@@ -101,7 +104,7 @@ ON CONFLICT (vg_property_id, strata_lot) DO UPDATE SET
     area_m2 = excluded.area_m2, zoning = excluded.zoning, nature = excluded.nature,
     primary_purpose = excluded.primary_purpose, latitude = excluded.latitude,
     longitude = excluded.longitude, source_downloaded_at = excluded.source_downloaded_at,
-    updated_at = CURRENT_TIMESTAMP
+    search_key = excluded.search_key, updated_at = CURRENT_TIMESTAMP
 WHERE properties.source_downloaded_at < excluded.source_downloaded_at
 """
 

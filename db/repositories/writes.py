@@ -13,7 +13,7 @@ from db import tables
 from db.engine import Database
 from db.ingest.records import non_market_reasons
 from db.records import PROPERTY_COLUMNS, SALE_COLUMNS, PropertyRecord, SaleRecord
-from db.repositories import jobs, stats
+from db.repositories import jobs, search, stats
 
 SALES_RECORDED = "sales.recorded"
 """The job a new sale leaves in its own transaction (the outbox): app/alerts/tasks.py matches
@@ -129,6 +129,9 @@ async def update_property(
             .returning(*PROPERTY_COLUMNS)
         )
         row = (await conn.execute(statement)).first()
+        if row is not None and "property_name" in changes:
+            # The name stands in for the street in the key of a property without one.
+            await conn.execute(search.REFRESH_PROPERTY_KEY, {"id": property_id})
         watched = sa.select(tables.watches.c.id).where(tables.watches.c.property_id == property_id)
         if row is not None and (await conn.execute(watched.limit(1))).first() is not None:
             # A corrected area, zoning or use changes the estimate: the outbox asks for the
