@@ -42,3 +42,8 @@ export function epochSeconds(value: string): number {
 export function titleCase(value: string): string {
   return value.toLowerCase().replace(/\b[a-z]/g, (c) => c.toUpperCase());
 }
+
+/** "Erskineville 2043" (a locality recorded without a postcode: its name alone). */
+export function localityName(locality: { name: string; postcode: string }): string {
+  return `${titleCase(locality.name)} ${locality.postcode}`.trim();
+}

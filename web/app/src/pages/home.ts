@@ -1,7 +1,7 @@
 import { gql } from "../api";
 import { combobox, type Suggestion } from "../components/combobox";
 import { h } from "../dom";
-import { formatPrice, titleCase } from "../format";
+import { formatPrice, localityName } from "../format";
 import { localityPath, propertyPath } from "../paths";
 import { navigate, setTitle, type PageContext } from "../router";
 
@@ -42,7 +42,7 @@ export async function suggest(query: string, signal: AbortSignal): Promise<Sugge
   const suburbs: Suggestion[] = data.suggestLocalities.map(({ locality }) => ({
     id: locality.id,
     kind: "Suburb",
-    label: `${titleCase(locality.name)} ${locality.postcode}`,
+    label: localityName(locality),
     detail: "suburb statistics",
     href: localityPath(locality.id),
   }));

@@ -1,7 +1,7 @@
 import { ApiError, gql } from "../api";
 import { medianBandChart, type PeriodPoint } from "../components/chart";
 import { h } from "../dom";
-import { epochSeconds, formatDate, formatPrice, titleCase } from "../format";
+import { epochSeconds, formatDate, formatPrice, localityName, titleCase } from "../format";
 import { propertyPath } from "../paths";
 import { setTitle, type PageContext } from "../router";
 import { failure, loading, notFoundPage, region } from "./common";
@@ -212,7 +212,7 @@ export async function localityPage({ main, params, signal }: PageContext): Promi
   }
   if (signal.aborted) return;
   if (!locality) return notFoundPage(main, "Suburb");
-  const name = `${titleCase(locality.name)} ${locality.postcode}`;
+  const name = localityName(locality);
   setTitle(name);
 
   const chart = h("div", {}, loading("the quarterly medians"));

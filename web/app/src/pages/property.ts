@@ -1,7 +1,7 @@
 import { ApiError, gql } from "../api";
 import { priceHistoryChart } from "../components/chart";
 import { h } from "../dom";
-import { epochSeconds, formatArea, formatDate, formatPrice, titleCase } from "../format";
+import { epochSeconds, formatArea, formatDate, formatPrice, localityName } from "../format";
 import { localityPath, propertyPath } from "../paths";
 import { setTitle, type PageContext } from "../router";
 import { session } from "../session";
@@ -227,7 +227,7 @@ export async function propertyPage({ main, params, signal }: PageContext): Promi
       "div",
       { class: "page-head" },
       h("h1", {}, current.address),
-      h("p", { class: "muted" }, h("a", { href: localityPath(locality.id) }, `${titleCase(locality.name)} ${locality.postcode}`)),
+      h("p", { class: "muted" }, h("a", { href: localityPath(locality.id) }, localityName(locality))),
       watchControl(current),
     ),
     h(
@@ -240,7 +240,7 @@ export async function propertyPage({ main, params, signal }: PageContext): Promi
           ["Land area", formatArea(current.areaM2)],
           ["Zoning", current.zoning ?? "Not recorded"],
           ["Strata", current.isStrata ? "Yes (a lot in a strata scheme)" : "No"],
-          ["Locality", h("a", { href: localityPath(locality.id) }, `${titleCase(locality.name)} ${locality.postcode}`)],
+          ["Locality", h("a", { href: localityPath(locality.id) }, localityName(locality))],
           ["Last sale", `${formatPrice(current.lastSalePrice)} on ${formatDate(current.lastSaleDate)}`],
         ]),
       ),
