@@ -22,6 +22,7 @@ from loaders.sales import (
     SalesCountLoader,
 )
 from loaders.stats import LocalityStatsLoader
+from loaders.stats_series import StatsSeriesLoader
 
 
 class Loaders:
@@ -73,6 +74,10 @@ class Loaders:
     @cached_property
     def locality_stats(self) -> LocalityStatsLoader:
         return LocalityStatsLoader(*self._arguments)
+
+    @cached_property
+    def stats_series(self) -> StatsSeriesLoader:
+        return StatsSeriesLoader(*self._arguments)
 
     @cached_property
     def property_json(self) -> PropertyJsonLoader:

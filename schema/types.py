@@ -16,14 +16,17 @@ from typing import Annotated, Any
 import strawberry
 
 from db.records import LocalityRecord, LocalityStatsRecord, Page, PropertyRecord, SaleRecord
+from db.repositories.stats import PeriodStatsRecord
 from loaders.properties import EXACT_COUNT_LIMIT
 from resolvers import alerts as alert_resolvers
 from resolvers import estimates as estimate_resolvers
 from resolvers import localities as locality_resolvers
 from resolvers import properties as property_resolvers
 from resolvers import sales as sale_resolvers
+from resolvers import stats_series as stats_series_resolvers
 from schema.enums import NonMarketReason, PropertyNature
 from schema.estimates import PriceEstimate
+from schema.stats_series import LocalityPeriodStats
 
 
 @strawberry.interface(description="An object with a globally unique, opaque id.")
@@ -65,6 +68,12 @@ class Locality(Node):
     longitude: float | None
     stats: LocalityStatsRecord = strawberry.field(
         resolver=locality_resolvers.stats, graphql_type=LocalityStats
+    )
+    stats_series: list[PeriodStatsRecord] = strawberry.field(
+        resolver=stats_series_resolvers.stats_series,
+        graphql_type=list[LocalityPeriodStats],
+        description="Statistics per quarter or year over market sales (as `stats`), oldest "
+        "first; periods without a market sale in the window are left out.",
     )
     properties: Page[PropertyRecord] = strawberry.field(
         resolver=locality_resolvers.properties,

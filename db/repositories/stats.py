@@ -220,3 +220,113 @@ async def _stats_in_process(
             median_price_per_m2=percentile(ratios, 0.5),
         )
     return result
+
+
+# -- statistics per period (Locality.statsSeries) --------------------------------------------
+
+
+@dataclass(slots=True)
+class PeriodStatsRecord:
+    """One period of a locality's market sales, quartiles as in LocalityStats."""
+
+    period: str
+    period_start: date
+    sales_count: int
+    median_price: float | None
+    p25_price: float | None
+    p75_price: float | None
+
+
+INTERVALS = ("QUARTER", "YEAR")
+
+
+def period_of(day: date, interval: str) -> tuple[str, date]:
+    """'2024-Q1' and its first day, or '2024' and its first day."""
+    if interval == "YEAR":
+        return str(day.year), date(day.year, 1, 1)
+    quarter = (day.month - 1) // 3 + 1
+    return f"{day.year}-Q{quarter}", date(day.year, 3 * quarter - 2, 1)
+
+
+async def locality_stats_series(
+    db: Database, locality_ids: Sequence[int], window: StatsWindow, interval: str
+) -> dict[int, list[PeriodStatsRecord]]:
+    """The periods with at least one market sale in the window, oldest first, per locality:
+    one statement for all of them."""
+    if interval not in INTERVALS:
+        raise ValueError(f"unknown interval {interval!r}")
+    if db.is_postgresql:
+        return await _series_in_database(db, locality_ids, window, interval)
+    return await _series_in_process(db, locality_ids, window, interval)
+
+
+async def _series_in_database(
+    db: Database, ids: Sequence[int], window: StatsWindow, interval: str
+) -> dict[int, list[PeriodStatsRecord]]:
+    def build() -> sa.Select[Any]:
+        # A timestamp without time zone, so the period does not depend on the session's zone.
+        start = sa.cast(
+            sa.func.date_trunc(
+                sa.literal_column(f"'{interval.lower()}'"), sa.cast(s.c.contract_date, sa.DateTime)
+            ),
+            sa.Date,
+        ).label("period_start")
+
+        def quantile(fraction: float) -> sa.ColumnElement[float]:
+            return sa.func.percentile_cont(fraction).within_group(s.c.price)
+
+        return (
+            sa.select(
+                s.c.locality_id,
+                start,
+                sa.func.count(),
+                quantile(0.5),
+                quantile(0.25),
+                quantile(0.75),
+            )
+            .where(*_conditions(db, window))
+            .group_by(s.c.locality_id, start)
+            .order_by(s.c.locality_id, start)
+        )
+
+    statement = cached_statement(("locality_stats_series", interval, *_shape(db, window)), build)
+    result: dict[int, list[PeriodStatsRecord]] = defaultdict(list)
+    for locality_id, start, count, median, p25, p75 in await db.fetch_all(
+        statement, _parameters(ids, window), prepared=True
+    ):
+        label, _ = period_of(start, interval)
+        result[locality_id].append(PeriodStatsRecord(label, start, count, median, p25, p75))
+    return result
+
+
+async def _series_in_process(
+    db: Database, ids: Sequence[int], window: StatsWindow, interval: str
+) -> dict[int, list[PeriodStatsRecord]]:
+    statement = cached_statement(
+        ("locality_series_prices", *_shape(db, window)),
+        lambda: (
+            sa.select(s.c.locality_id, s.c.contract_date, s.c.price)
+            .where(*_conditions(db, window))
+            .order_by(s.c.locality_id, s.c.price)
+        ),
+    )
+    # Rows come sorted by price, so each period's list is sorted as it fills.
+    prices: dict[int, dict[tuple[str, date], list[float]]] = defaultdict(lambda: defaultdict(list))
+    for locality_id, contract_date, price in await db.fetch_all(
+        statement, _parameters(ids, window)
+    ):
+        prices[locality_id][period_of(contract_date, interval)].append(price)
+    return {
+        locality_id: [
+            PeriodStatsRecord(
+                label,
+                start,
+                len(values),
+                percentile(values, 0.5),
+                percentile(values, 0.25),
+                percentile(values, 0.75),
+            )
+            for (label, start), values in sorted(periods.items(), key=lambda item: item[0][1])
+        ]
+        for locality_id, periods in prices.items()
+    }
