@@ -26,7 +26,15 @@ from tests.support.credentials import ADMIN
 from tests.support.generation import generate_payloads, mostly_valid_values
 
 DOCUMENTS = 400
-PLANNED_ROOTS = ("property", "node", "properties", "locality", "localities")
+PLANNED_ROOTS = (
+    "property",
+    "node",
+    "properties",
+    "locality",
+    "localities",
+    "searchAddresses",
+    "suggestLocalities",
+)
 """The root fields the planner plans (public, batched): most documents start at one of them,
 so most of the run exercises plans rather than the way around them."""
 # Root fields whose answers are this process's own state (counters, breakers): each app has

@@ -81,6 +81,9 @@ def arguments(ids: Ids) -> dict[tuple[str, str], str]:
             "properties",
         ): "(first: 2, orderBy: LAST_SALE_DATE_DESC, filter: {isStrata: false})",
         ("Locality", "stats"): '(from: "2020-01-01", isStrata: false)',
+        ("Locality", "statsSeries"): '(interval: YEAR, from: "2019-01-01", isStrata: true)',
+        ("Query", "searchAddresses"): '(query: "2 stovemaker la erskinevile", first: 3)',
+        ("Query", "suggestLocalities"): '(query: "ers", first: 2)',
         ("Property", "sales"): "(first: 2)",
         ("Property", "estimate"): '(asOf: "2024-06-30")',
         ("Property", "comparableSales"): "(first: 2)",
@@ -277,9 +280,15 @@ async def test_generated_documents_answer_identically_on_both_executors(
             planned.add(root)
     # Everything public and batched is planned; the other roots are admin and account fields
     # and estimatePrice (resolvers of their own, with checks a plan does not run).
-    assert planned == {"property", "node", "properties", "locality", "localities"}, dict(
-        counts.unplanned
-    )
+    assert planned == {
+        "property",
+        "node",
+        "properties",
+        "locality",
+        "localities",
+        "searchAddresses",
+        "suggestLocalities",
+    }, dict(counts.unplanned)
 
 
 async def test_a_fallback_runs_the_plan_once_and_is_counted(
