@@ -415,6 +415,7 @@ def cache_server(url: str, namespace: str) -> contextlib.AbstractContextManager[
     )
 
 
+@pytest.mark.slow
 def test_two_server_processes_stay_coherent(cache_database: str, redis_namespace: str) -> None:
     """After recordSale on one server process, the other answers with the new last sale,
     statistics and list within the coherence budget; measured over several writes."""

@@ -301,6 +301,7 @@ async def test_without_an_active_model_estimates_are_unavailable(sqlite_app: App
     assert "retrainModel" in body["errors"][0]["message"]
 
 
+@pytest.mark.slow
 async def test_registry_retraining_and_activation(
     estimating: RunningApp, trained_version: int
 ) -> None:

@@ -230,6 +230,7 @@ def test_awkward_rows_load_as_row_by_row(two_databases: tuple[str, str], tmp_pat
     assert summary.sales_inserted > 40
 
 
+@pytest.mark.slow
 def test_the_real_slice_loads_as_row_by_row(two_databases: tuple[str, str]) -> None:
     files = sale_files([DATA_DIR])
     rejects, summary = assert_same_load(two_databases, files, localities=SLICE)

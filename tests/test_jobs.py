@@ -318,6 +318,7 @@ async def _status_is(db: Database, status: str) -> bool:
     return bool(found) and all(row.status == status for row in found)
 
 
+@pytest.mark.slow
 async def test_a_killed_worker_s_job_is_taken_again_after_its_lease(
     pg_url: str, pg: Database, tmp_path: Path
 ) -> None:

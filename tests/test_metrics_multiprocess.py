@@ -298,6 +298,7 @@ def test_a_worker_process_serves_its_own_metrics(standalone_worker: StandaloneWo
     assert list(standalone_worker.directory.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_killed_workers_live_gauges_leave_the_sum(server: LiveServer, directory: Path) -> None:
     base = server.base
     parent = server.process.pid

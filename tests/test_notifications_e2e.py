@@ -310,6 +310,7 @@ def start_worker_writing(url: str, lease_s: int, output: Any) -> subprocess.Pope
     )
 
 
+@pytest.mark.slow
 async def test_a_worker_killed_mid_delivery_delivers_again_under_the_same_id(
     week_database: str, receiver: Receiver, tmp_path: Path
 ) -> None:

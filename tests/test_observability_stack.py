@@ -236,6 +236,7 @@ def without_data(prometheus: Prometheus, checks: list[tuple[str, str]]) -> dict[
     return failing
 
 
+@pytest.mark.slow
 def test_every_panel_and_rule_returns_data_from_a_live_server(
     stack_database: str, tmp_path: Path
 ) -> None:

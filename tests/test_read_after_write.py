@@ -219,6 +219,7 @@ async def test_a_load_that_overlapped_an_invalidation_stores_nothing() -> None:
         await forget_namespace(REDIS_URL, namespace)
 
 
+@pytest.mark.slow
 def test_two_server_processes_the_first_read_after_the_write_is_fresh(database: str) -> None:
     """Two `propintel serve` processes: the first read on the reader, sent as soon as the
     writer has answered, already carries the write, every time (no polling)."""

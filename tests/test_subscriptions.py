@@ -586,6 +586,7 @@ async def test_a_subscription_outlives_a_database_outage(postgres_url: str) -> N
         await direct.dispose()
 
 
+@pytest.mark.slow
 async def test_propintel_serve_streams_alerts(sqlite_url: str) -> None:
     """`propintel serve` itself (its own process, uvicorn's default websocket implementation),
     on the embedded default: an alert another process commits reaches the subscriber."""

@@ -13,7 +13,7 @@ BOOTSTRAP_KEY = "bk-" + secrets.token_hex(12)
 
 
 def bearer(user_id: int, role: Role) -> dict[str, str]:
-    token = AccessTokens(JWT_SECRET, 900).issue(user_id, role).token
+    token = AccessTokens(JWT_SECRET, 24 * 3600).issue(user_id, role).token
     return {"Authorization": f"Bearer {token}"}
 
 
