@@ -104,7 +104,7 @@ def _last(word: str) -> tuple[Term, list[str]]:
     canonical = STREET_TYPES.get(word)
     if canonical is not None:
         readings.append(canonical)
-    elif len(word) >= 3:
+    elif len(word) >= 2:
         readings.extend(
             sorted({c for spelling, c in STREET_TYPES.items() if spelling.startswith(word)})
         )

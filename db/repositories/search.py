@@ -6,9 +6,9 @@ locality's key is an expression of its own columns.
 Candidates come from an index made for it, then are scored in SQL, all in one statement:
 PostgreSQL matches `to_tsvector('simple', search_key)` (a GIN expression index, migration
 0006) against a tsquery; SQLite an FTS5 table kept by triggers. The score rewards a key that
-begins with the typed text (the exact address), that begins with the first typed token (the
-unit before the house number), the typed words found whole (no typo), and a length close to
-the query's.
+begins with the typed text (the exact address) or holds it after a unit (the building when
+no unit was typed), that begins with the first typed token (the unit before the house
+number), the typed words found whole (no typo), and a length close to the query's.
 """
 
 from __future__ import annotations
@@ -100,14 +100,16 @@ def _match_parameters(db: Database, terms: SearchTerms) -> dict[str, str]:
 
 
 def _score_sql(key: str, phrases: int, words: int) -> str:
-    """Higher is better: begins with the typed text (4), with the first token (2), each typed
-    word whole (1 each), and under 1 for a length close to the query's (exact first)."""
+    """Higher is better: begins with the typed text (4) or holds it after a unit (3), begins
+    with the first typed token (2), each typed word found whole (1 each), and under 1 for a
+    length close to the query's (the exact address first)."""
     begins = " OR ".join(f"{key} LIKE :phrase_{i}" for i in range(phrases))
+    within = " OR ".join(f"{key} LIKE :within_{i}" for i in range(phrases))
     whole = "".join(
         f" + CASE WHEN (' ' || {key} || ' ') LIKE :word_{i} THEN 1 ELSE 0 END" for i in range(words)
     )
     return (
-        f"(CASE WHEN {begins} THEN 4 ELSE 0 END"
+        f"(CASE WHEN {begins} THEN 4 WHEN {within} THEN 3 ELSE 0 END"
         f" + CASE WHEN {key} LIKE :first THEN 2 ELSE 0 END{whole}"
         f" + 1.0 / (1 + abs(length({key}) - :length)))"
     )
@@ -115,6 +117,7 @@ def _score_sql(key: str, phrases: int, words: int) -> str:
 
 def _score_parameters(terms: SearchTerms) -> dict[str, Any]:
     parameters: dict[str, Any] = {f"phrase_{i}": f"{p}%" for i, p in enumerate(terms.phrases)}
+    parameters.update({f"within_{i}": f"% {p}%" for i, p in enumerate(terms.phrases)})
     parameters.update({f"word_{i}": f"% {w} %" for i, w in enumerate(terms.words)})
     parameters["first"] = terms.first
     parameters["length"] = len(terms.phrases[0])
