@@ -43,7 +43,7 @@ class Tally:
 
     def __init__(self) -> None:
         self.batched: list[
-            BatchedCounter | BatchedHistogram | BatchedValue | BatchedObservations
+            BatchedCounter | BatchedHistogram | BatchedValue | BatchedObservations | RequestTally
         ] = []
         self._timer_on: asyncio.AbstractEventLoop | None = None
 
@@ -89,15 +89,55 @@ class BatchedCounter:
 
     def add(self, amount: float, *labels: str) -> None:
         """`amount` more, and a flush is due: for counts made anywhere (the cache, the
-        executor), in or out of a request."""
+        executor), in or out of a request. Only the first update after a flush asks for
+        one: while anything is pending, a flush is already set (`Tally.due`)."""
         pending = self._pending
+        if not pending:
+            self._tally.due()
         pending[labels] = pending.get(labels, 0) + amount
-        self._tally.due()
 
     def flush(self) -> None:
         pending, self._pending = self._pending, {}
         for labels, count in pending.items():
             self._children(*labels).inc(count)
+
+
+class RequestTally:
+    """Every request's counts and duration as one dict update (the HTTP edge's, inline):
+    the key is the request's whole label tuple (route, status class, operation type,
+    operation, outcome; the last three None when it was not a GraphQL request), the value the
+    durations seen, in microseconds. A flush turns them into `http_requests`,
+    `graphql_requests` and the duration histogram's buckets: per request that is one dict
+    lookup and an append instead of three method calls, a bisect and a float division."""
+
+    __slots__ = ("_bounds", "_duration", "_graphql", "_http", "pending")
+
+    def __init__(self, http: Any, graphql: Any, duration: Any, tally: Tally = TALLY) -> None:
+        self._http = Children(http)
+        self._graphql = Children(graphql)
+        self._duration = Children(duration)
+        self._bounds: list[float] = list(duration._upper_bounds)
+        self.pending: dict[tuple[str, str, str | None, str | None, str | None], list[int]] = {}
+        """Written by the edge; whoever makes it non-empty calls `Tally.due()`."""
+        tally.batched.append(self)
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, {}
+        bounds = self._bounds
+        for (route, status_class, kind, operation, outcome), durations in pending.items():
+            self._http(route, status_class).inc(len(durations))
+            if outcome is None or kind is None or operation is None:
+                continue  # not a GraphQL request (the edge sets all three or none)
+            self._graphql(kind, operation, outcome).inc(len(durations))
+            seconds = [micros / 1e6 for micros in durations]
+            counts = [0] * len(bounds)
+            for value in seconds:  # prometheus-client's rule: the first bound >= the value
+                counts[bisect_left(bounds, value)] += 1
+            child = self._duration(kind, operation)
+            child._sum.inc(sum(seconds))
+            for bucket, count in zip(child._buckets, counts, strict=True):
+                if count:
+                    bucket.inc(count)
 
 
 class BatchedHistogram:

@@ -50,7 +50,7 @@ def add_request_context(_logger: WrappedLogger, _method: str, event: EventDict) 
     """The request's id, and the current span's trace and span ids while tracing is on."""
     request = current_request.get()
     if request is not None:
-        event.setdefault("request_id", request.request_id)
+        event.setdefault("request_id", request.request_id.decode())
     if tracing.active():  # off: no span lookup at all
         context = trace.get_current_span().get_span_context()
         if context.is_valid:
@@ -65,6 +65,7 @@ AccessWriter = Callable[[RequestRecord, int, int], None]
 
 def _through_structlog(record: RequestRecord, status: int, micros: int) -> None:
     fields = {name: getattr(record, name) for name in FIELDS}
+    fields["request_id"] = record.request_id.decode()
     structlog.get_logger().info(
         "request", logger=ACCESS_LOGGER, status=status, duration_ms=micros / 1000, **fields
     )
@@ -132,7 +133,7 @@ def _json_access(out: BinaryIO) -> AccessWriter:
         text = line % (
             second_text,
             int((now - second) * 1_000_000),
-            record.request_id.encode(),  # ASCII, no quote or backslash: app/http/observe.py
+            record.request_id,  # ASCII, no quote or backslash: app/http/observe.py
             known(record.method) or dumps(record.method),
             dumps(record.path),
             status,

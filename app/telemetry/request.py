@@ -35,7 +35,10 @@ class RequestRecord:
     cost: int | None = None
     sql_statements: int = 0
 
-    def __init__(self, request_id: str, method: str, path: str) -> None:
+    def __init__(self, request_id: bytes, method: str, path: str) -> None:
+        """`request_id`: ASCII, as the response's `X-Request-ID` carries it (app/http/observe.py:
+        only safe characters), kept as bytes: the header and the JSON access line take it as
+        is; a line rendered through structlog decodes it."""
         self.request_id = request_id
         self.method = method
         self.path = path
