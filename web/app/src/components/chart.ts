@@ -42,6 +42,13 @@ function mount(frame: HTMLElement, options: Omit<uPlot.Options, "width" | "heigh
   }).observe(frame);
 }
 
+function paddedRange(epochs: number[]): [number, number] {
+  const min = Math.min(...epochs);
+  const max = Math.max(...epochs);
+  const pad = Math.max((max - min) * 0.04, 180 * 86_400);
+  return [min - pad, max + pad];
+}
+
 export interface SalePoint {
   date: string;
   epoch: number;
@@ -64,7 +71,12 @@ export function priceHistoryChart(points: SalePoint[], label: string): HTMLEleme
       {
         legend: { show: false },
         cursor: { points: { size: 9 } },
-        scales: { x: { time: true }, y: { range: (_u, min, max) => [Math.min(0, min), max * 1.1] } },
+        scales: {
+          // Padded so the first and last sales are off the edges (one sale: half a year
+          // either side, not uPlot's default day-wide span with the point in a corner).
+          x: { time: true, range: paddedRange(sorted.map((p) => p.epoch)) },
+          y: { range: (_u, min, max) => [Math.min(0, min), max * 1.1] },
+        },
         axes: axes(),
         series: [
           {},
