@@ -97,19 +97,30 @@ def _whole(word: str) -> Term:
     return Term((word,), typos=_typos(word))
 
 
-def _last(word: str) -> tuple[Term, list[str]]:
+SHORT_PREFIX = 2
+"""A last token this short only ranks (the phrase a key begins with), it does not filter: as
+a prefix it matches a large part of the index ("st", "20": every Sydney postcode), which
+PostgreSQL's GIN index reads in full before anything else."""
+
+
+def _last(word: str, *, alone: bool) -> tuple[Term | None, list[str]]:
     """The last token: a prefix, its street type reading(s), and (complete, with a typo) the
-    words one edit away. Returns the term and the readings a key may end the typed text in."""
+    words one edit away; None when it is too short to filter by (`alone`: the only token,
+    then it filters anyway). Returns the term and the readings a key may end the typed text
+    in."""
+    canonical = STREET_TYPES.get(word, word if word in CANONICAL_STREET_TYPES else None)
     readings = [word]
-    canonical = STREET_TYPES.get(word)
     if canonical is not None:
         readings.append(canonical)
-    elif len(word) >= 2:
+    if len(word) >= 2:
         readings.extend(
             sorted({c for spelling, c in STREET_TYPES.items() if spelling.startswith(word)})
         )
     readings = list(dict.fromkeys(readings))
-    return Term(tuple(readings[1:]), (word,), _typos(word)), readings
+    if len(word) <= SHORT_PREFIX and not alone:
+        return None, readings  # "12 smith st", "2 kindra pl north la": the phrase ranks
+    exact = SPELLINGS.get(canonical, ()) if canonical is not None else tuple(readings[1:])
+    return Term(tuple(dict.fromkeys((*exact, *readings[1:]))), (word,), _typos(word)), readings
 
 
 def _spellings(word: str) -> list[str]:
@@ -130,13 +141,13 @@ def search_terms(typed: list[str]) -> SearchTerms | None:
     if not typed:
         return None
     *complete, partial = typed
-    last, readings = _last(partial)
+    last, readings = _last(partial, alone=not complete)
     heads = [" ".join(words) for words in itertools.product(*map(_spellings, complete))]
     phrases = tuple(
         dict.fromkeys(f"{head} {reading}".strip() for head in heads[:4] for reading in readings)
     )
     return SearchTerms(
-        terms=(*(_whole(word) for word in complete), last),
+        terms=(*(_whole(word) for word in complete), *([last] if last else [])),
         phrases=phrases,
         first=_first_pattern(typed),
         words=tuple(dict.fromkeys(w for w in complete if _fuzzy(w))),
