@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.apps import AppFactory, forget_namespace
 from tests.support.graphql import gql
 from tests.support.search import (
     BAD_INPUT,
@@ -21,6 +22,7 @@ from tests.support.search import (
     suggested,
     top,
 )
+from tests.support.settings import REDIS_URL, new_namespace
 
 
 async def test_every_property_is_found_from_its_address_typed_three_ways(
@@ -84,3 +86,31 @@ async def test_a_search_is_one_statement(executor_client: httpx.AsyncClient) -> 
     suggest = await gql(executor_client, SUGGEST, q="ers")
     assert suggest.ok()["suggestLocalities"]
     assert suggest.statements == 1
+
+
+async def test_a_second_process_reads_searches_and_series_from_redis(
+    pg_redis_app: AppFactory,
+) -> None:
+    """Cached as the cache's codec knows them (records and scalars): what one process stored
+    in Redis, another reads back and answers the same without a statement."""
+    namespace = new_namespace()
+    series = """{ locality(name: "TEMPE", postcode: "2044") {
+        statsSeries(from: "2022-01-01") { period periodStart salesCount p25Price } } }"""
+    documents = ((SEARCH, {"q": "709/2 stovemaker la"}), (SUGGEST, {"q": "ers"}), (series, {}))
+    try:
+        async with pg_redis_app(PROPINTEL_CACHE_NAMESPACE=namespace) as writer:
+            stored = [(await gql(writer.client, d, **v)).ok() for d, v in documents]
+        async with pg_redis_app(PROPINTEL_CACHE_NAMESPACE=namespace) as reader:
+            for (document, variables), answer in zip(documents, stored, strict=True):
+                again = await gql(reader.client, document, **variables)
+                assert again.ok() == answer
+                assert again.statements == 0
+            # Another document over the same search: the search's entry itself, decoded.
+            other = "query($q: String!) { searchAddresses(query: $q) { property { address } } }"
+            addresses = await gql(reader.client, other, q="709/2 stovemaker la")
+            assert [m["property"]["address"] for m in addresses.ok()["searchAddresses"]] == [
+                m["property"]["address"] for m in stored[0]["searchAddresses"]
+            ]
+            assert addresses.statements == 0
+    finally:
+        await forget_namespace(REDIS_URL, namespace)

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.apps import running_app
+from tests.support.apps import AppFactory, running_app
+from tests.support.graphql import gql
 from tests.support.search import (
     BAD_INPUT,
     CASES,
@@ -60,3 +61,20 @@ async def test_bad_input_names_the_argument(
 ) -> None:
     await check_bad_input(sqlite_client, SEARCH, variables, argument)
     await check_bad_input(sqlite_client, SUGGEST, variables, argument)
+
+
+async def test_searches_and_series_are_served_from_the_cache_the_second_time(
+    sqlite_app: AppFactory,
+) -> None:
+    """The embedded default (cache on, L1): a repeated search, and a repeated series, cost
+    no statement, and answer the same."""
+    series = """{ locality(name: "TEMPE", postcode: "2044") {
+        statsSeries(interval: YEAR, from: "2020-01-01") { period periodStart salesCount
+        medianPrice } } }"""
+    async with sqlite_app() as running:
+        for document, variables in ((SEARCH, {"q": "20 wentworth st tem"}), (series, {})):
+            first = await gql(running.client, document, **variables)
+            again = await gql(running.client, document, **variables)
+            assert first.ok() == again.ok()
+            assert first.statements
+            assert again.statements == 0
