@@ -96,7 +96,11 @@ async def test_a_second_process_reads_searches_and_series_from_redis(
     namespace = new_namespace()
     series = """{ locality(name: "TEMPE", postcode: "2044") {
         statsSeries(from: "2022-01-01") { period periodStart salesCount p25Price } } }"""
-    documents = ((SEARCH, {"q": "709/2 stovemaker la"}), (SUGGEST, {"q": "ers"}), (series, {}))
+    documents: list[tuple[str, dict[str, Any]]] = [
+        (SEARCH, {"q": "709/2 stovemaker la"}),
+        (SUGGEST, {"q": "ers"}),
+        (series, {}),
+    ]
     try:
         async with pg_redis_app(PROPINTEL_CACHE_NAMESPACE=namespace) as writer:
             stored = [(await gql(writer.client, d, **v)).ok() for d, v in documents]
