@@ -157,11 +157,11 @@ async def test_more_generated_operations_never_break_the_server(
     await _fuzz(fuzzed_app, tmp_path, SLOW_EXAMPLES)
 
 
-async def _fuzz(fuzzed_app: ProdApp, tmp_path: Path, examples: int) -> None:
+async def _fuzz(fuzzed_app: ProdApp, tmp_path: Path, count: int) -> None:
     started = time.monotonic()
-    payloads = generate(examples)
+    payloads = generate(count)
     generated_s = time.monotonic() - started
-    assert len(payloads) >= examples * 0.9, f"only {len(payloads)} examples generated"
+    assert len(payloads) >= count * 0.9, f"only {len(payloads)} examples generated"
 
     statuses: collections.Counter[int] = collections.Counter()
     codes: collections.Counter[str] = collections.Counter()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from asyncio import _get_running_loop
 from bisect import bisect_left
+from collections.abc import Callable
 from typing import Any
 
 FLUSH_WITHIN_S = 0.25
@@ -102,13 +103,22 @@ class BatchedCounter:
             self._children(*labels).inc(count)
 
 
+RequestLabeller = Callable[
+    [str, int, str | None, str | None, str | None],
+    tuple[str, str, str | None, str | None, str | None],
+]
+"""(path, status, operation type, operation name, outcome) -> the labels `RequestTally`
+writes: (route, status class, operation type, operation, outcome), bounded."""
+
+
 class RequestTally:
-    """Every request's counts and duration as one dict update (the HTTP edge's, inline):
-    the key is the request's whole label tuple (route, status class, operation type,
-    operation, outcome; the last three None when it was not a GraphQL request), the value the
-    durations seen, in microseconds. A flush turns them into `http_requests`,
-    `graphql_requests` and the duration histogram's buckets: per request that is one dict
-    lookup and an append instead of three method calls, a bisect and a float division."""
+    """Every request's counts and duration as one dict update (the HTTP edge's, inline): the
+    key is what the request was, raw — (labeller, path, status, operation type, operation
+    name, outcome) — and the value the durations seen, in microseconds. The flush labels the
+    keys (bounded: a route or `other`, a status class, an allow-listed operation name...) and
+    writes `http_requests`, `graphql_requests` and the duration histogram's buckets: per
+    request one tuple and one dict update, not three method calls, a bisect and a division.
+    The raw keys of one flush interval are at most its requests."""
 
     __slots__ = ("_bounds", "_duration", "_graphql", "_http", "pending")
 
@@ -117,17 +127,22 @@ class RequestTally:
         self._graphql = Children(graphql)
         self._duration = Children(duration)
         self._bounds: list[float] = list(duration._upper_bounds)
-        self.pending: dict[tuple[str, str, str | None, str | None, str | None], list[int]] = {}
+        self.pending: dict[
+            tuple[RequestLabeller, str, int, str | None, str | None, str | None], list[int]
+        ] = {}
         """Written by the edge; whoever makes it non-empty calls `Tally.due()`."""
         tally.batched.append(self)
 
     def flush(self) -> None:
         pending, self.pending = self.pending, {}
+        labelled: dict[tuple[str, str, str | None, str | None, str | None], list[int]] = {}
+        for (labeller, path, status, kind, name, outcome), durations in pending.items():
+            labelled.setdefault(labeller(path, status, kind, name, outcome), []).extend(durations)
         bounds = self._bounds
-        for (route, status_class, kind, operation, outcome), durations in pending.items():
+        for (route, status_class, kind, operation, outcome), durations in labelled.items():
             self._http(route, status_class).inc(len(durations))
             if outcome is None or kind is None or operation is None:
-                continue  # not a GraphQL request (the edge sets all three or none)
+                continue  # not a GraphQL request (the labeller sets all three or none)
             self._graphql(kind, operation, outcome).inc(len(durations))
             seconds = [micros / 1e6 for micros in durations]
             counts = [0] * len(bounds)
@@ -141,8 +156,9 @@ class RequestTally:
 
 
 class BatchedHistogram:
-    """Observations added up per bucket (prometheus-client's bucket rule: the first upper
-    bound at least the value), written as one increment per bucket and one to the sum."""
+    """Observations kept per label tuple and bucketed at the flush (prometheus-client's rule:
+    the first upper bound at least the value), written as one increment per bucket and one
+    to the sum: per observation one dict lookup and an append."""
 
     __slots__ = ("_bounds", "_children", "_pending")
 
@@ -153,20 +169,24 @@ class BatchedHistogram:
         tally.batched.append(self)
 
     def observe(self, value: float, *labels: str) -> None:
-        entry = self._pending.get(labels)
-        if entry is None:
-            entry = self._pending[labels] = [0.0] * (len(self._bounds) + 1)
-        entry[0] += value
-        entry[1 + bisect_left(self._bounds, value)] += 1
+        values = self._pending.get(labels)
+        if values is None:
+            self._pending[labels] = [value]
+        else:
+            values.append(value)
 
     def flush(self) -> None:
         pending, self._pending = self._pending, {}
-        for labels, entry in pending.items():
+        bounds = self._bounds
+        for labels, values in pending.items():
+            counts = [0] * len(bounds)
+            for value in values:
+                counts[bisect_left(bounds, value)] += 1
             child = self._children(*labels)
             # The child's own values (prometheus-client 0.26: `_sum`, `_buckets`): what
             # `observe` increments, here once per bucket instead of once per value.
-            child._sum.inc(entry[0])
-            for bucket, count in zip(child._buckets, entry[1:], strict=True):
+            child._sum.inc(sum(values))
+            for bucket, count in zip(child._buckets, counts, strict=True):
                 if count:
                     bucket.inc(count)
 
