@@ -331,7 +331,7 @@ async def _refuse(
         # Refused before execution; a credential check that could not run is our failure
         # (the error-ratio alert counts it), not the request's.
         request.outcome = "error" if code == ErrorCode.SERVICE_UNAVAILABLE else "rejected"
-        request.error_codes.append(str(code))
+        request.note_errors(str(code))
     error = {"message": message, "extensions": {"code": str(code), **(extensions or {})}}
     content = orjson.dumps({"errors": [error]})
     content_type = (answer_as or "application/json").encode() + b"; charset=utf-8"

@@ -84,7 +84,7 @@ class GraphQLEndpoint:
         if result is None:  # an error to report: the view runs it and formats it
             await self.view(scope, replay(body), send)
             record = current_request.get()
-            return record.error_codes if record is not None else []
+            return list(record.error_codes) if record is not None else []
         response = await self.view.process_result(request, result)
         content = self.view.encode_json(response)
         raw_headers = [

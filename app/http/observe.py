@@ -127,7 +127,7 @@ class Observe:
                 status = 500  # Starlette's outermost handler answers it
             if record.outcome is not None or record.operation_type is not None:
                 record.outcome = "error"
-                record.error_codes.append("INTERNAL_SERVER_ERROR")
+                record.note_errors("INTERNAL_SERVER_ERROR")
             raise
         finally:
             micros = (perf_counter_ns() - started) // 1000

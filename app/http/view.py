@@ -350,7 +350,7 @@ class PropintelGraphQL(GraphQL[Context, None]):
             response["errors"] = errors  # type: ignore[typeddict-item]
             if record is not None:  # a batch: its worst operation (error > client_error)
                 codes = [error["extensions"]["code"] for error in errors]
-                record.error_codes.extend(codes)
+                record.note_errors(*codes)
                 if record.outcome != "error":
                     ours = any(server_side(code) for code in codes)
                     record.outcome = "error" if ours else "client_error"

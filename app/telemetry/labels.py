@@ -14,7 +14,7 @@ import asyncio
 from asyncio import _get_running_loop
 from bisect import bisect_left
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 FLUSH_WITHIN_S = 0.25
 
@@ -37,15 +37,17 @@ class Children:
         return child
 
 
+class Flushable(Protocol):
+    def flush(self) -> None: ...
+
+
 class Tally:
     """Pending updates of every batched family of the process. Updates only add up;
     whoever makes them calls `due()` once in a while (the HTTP edge: once per request,
     after the gate's and its own)."""
 
     def __init__(self) -> None:
-        self.batched: list[
-            BatchedCounter | BatchedHistogram | BatchedValue | BatchedObservations | RequestTally
-        ] = []
+        self.batched: list[Flushable] = []
         self._timer_on: asyncio.AbstractEventLoop | None = None
 
     def due(self) -> None:

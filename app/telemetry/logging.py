@@ -66,6 +66,7 @@ AccessWriter = Callable[[RequestRecord, int, int], None]
 def _through_structlog(record: RequestRecord, status: int, micros: int) -> None:
     fields = {name: getattr(record, name) for name in FIELDS}
     fields["request_id"] = record.request_id.decode()
+    fields["error_codes"] = list(record.error_codes)
     structlog.get_logger().info(
         "request", logger=ACCESS_LOGGER, status=status, duration_ms=micros / 1000, **fields
     )

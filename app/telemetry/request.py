@@ -8,6 +8,7 @@ passes it along. Outside a request (jobs, the CLI) there is no record and writes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextvars import ContextVar
 
 UNKNOWN = "unknown"
@@ -34,6 +35,9 @@ class RequestRecord:
     """compiled, fallback or standard."""
     cost: int | None = None
     sql_statements: int = 0
+    error_codes: Sequence[str] = ()
+    """The errors' codes, in order: a shared empty tuple until `note_errors` (most requests
+    have none, and a list per request costs an allocation on the hot path)."""
 
     def __init__(self, request_id: bytes, method: str, path: str) -> None:
         """`request_id`: ASCII, as the response's `X-Request-ID` carries it (app/http/observe.py:
@@ -42,7 +46,9 @@ class RequestRecord:
         self.request_id = request_id
         self.method = method
         self.path = path
-        self.error_codes: list[str] = []
+
+    def note_errors(self, *codes: str) -> None:
+        self.error_codes = [*self.error_codes, *codes]
 
     def __repr__(self) -> str:
         return f"RequestRecord({', '.join(f'{name}={getattr(self, name)!r}' for name in FIELDS)})"
