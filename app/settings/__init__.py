@@ -158,8 +158,8 @@ class Settings(BaseSettings):
         alias="PROPINTEL_QUERY_LIMITS_ADMIN",
     )
     docs_url: str | None = Field(default=None, alias="PROPINTEL_DOCS_URL")
-    """Where the API's documentation lives: `/` links to it in prod (elsewhere `/` goes to
-    GraphiQL)."""
+    """Where the API's documentation lives: `/` links to it in its JSON answer to API clients
+    (a browser asking for text/html gets the web app)."""
     db_sslmode: DbSslMode | None = Field(default=None, alias="PROPINTEL_DB_SSLMODE")
     """PostgreSQL TLS, as libpq's sslmode; also settable as `?sslmode=` in DATABASE_URL."""
     db_sslrootcert: Path | None = Field(default=None, alias="PROPINTEL_DB_SSLROOTCERT")
