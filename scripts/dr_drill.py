@@ -445,37 +445,6 @@ def drill(args: argparse.Namespace, root: Path, report: Report) -> None:
     else:
         load(cluster, args.localities, args.years)
     report.details["load_seconds"] = round(time.monotonic() - started, 1)
-    cluster.pgbackrest("stanza-create", what="pgbackrest stanza-create")
-    cluster.pgbackrest("check", what="pgbackrest check")
-    started = time.monotonic()
-    cluster.pgbackrest("--type=full", "backup", what="pgbackrest backup")
-    report.details["backup_seconds"] = round(time.monotonic() - started, 1)
-    # pg_verifybackup reads pg_basebackup's backup_manifest; pgBackRest keeps its own
-    # manifest (checked by `pgbackrest verify`), so one pg_basebackup is verified as well.
-    basebackup = cluster.root / "basebackup"
-    run(
-        [
-            PG_BIN / "pg_basebackup",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(cluster.port),
-            "-U",
-            "postgres",
-            "-D",
-            basebackup,
-            "-X",
-            "stream",
-            "-c",
-            "fast",
-            "--manifest-checksums=SHA256",
-        ],
-        what="pg_basebackup",
-    )
-    run([PG_BIN / "pg_verifybackup", basebackup], what="pg_verifybackup")
-    shutil.rmtree(basebackup)
-    report.details["pg_verifybackup"] = "ok (a pg_basebackup of the same cluster)"
-
     # A signed admin token (admin operations check the role, not the user row): nothing is
     # written to the database to authenticate.
     from app.auth.principal import Role
@@ -493,8 +462,39 @@ def drill(args: argparse.Namespace, root: Path, report: Report) -> None:
         "PROPINTEL_INITIAL_LOAD": "none",
     }
     admin = {"Authorization": f"Bearer {AccessTokens(secret, 3600).issue(1, Role.ADMIN).token}"}
+    # propintel starts (~15 s of imports here) while the backups are taken.
     api = serve(cluster, env, "serve-before")
     try:
+        cluster.pgbackrest("stanza-create", what="pgbackrest stanza-create")
+        cluster.pgbackrest("check", what="pgbackrest check")
+        started = time.monotonic()
+        cluster.pgbackrest("--type=full", "backup", what="pgbackrest backup")
+        report.details["backup_seconds"] = round(time.monotonic() - started, 1)
+        # pg_verifybackup reads pg_basebackup's backup_manifest; pgBackRest keeps its own
+        # manifest (checked by `pgbackrest verify`), so one pg_basebackup is verified as well.
+        basebackup = cluster.root / "basebackup"
+        run(
+            [
+                PG_BIN / "pg_basebackup",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(cluster.port),
+                "-U",
+                "postgres",
+                "-D",
+                basebackup,
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "--manifest-checksums=SHA256",
+            ],
+            what="pg_basebackup",
+        )
+        run([PG_BIN / "pg_verifybackup", basebackup], what="pg_verifybackup")
+        shutil.rmtree(basebackup)
+        report.details["pg_verifybackup"] = "ok (a pg_basebackup of the same cluster)"
         wait_ready(api)
         marker_property, other_locality = (
             cluster.psql(
