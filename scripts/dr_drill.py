@@ -650,7 +650,9 @@ def drill(args: argparse.Namespace, root: Path, report: Report) -> None:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="scripts/dr-drill", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="scripts/dr-drill", description=" ".join(__doc__.split("\n\n")[0].split())
+    )
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--slice", action="store_true", help=f"the test slice ({SLICE}; default)")
     size.add_argument("--full", action="store_true", help=f"all of {DATA_DIR}")
@@ -679,6 +681,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.archive_timeout < 1:
         parser.error("--archive-timeout must be at least 1 second")
+    if args.marker_interval <= 0 or (args.marker_seconds is not None and args.marker_seconds <= 0):
+        parser.error("--marker-interval and --marker-seconds must be positive")
     if args.marker_seconds is None:
         args.marker_seconds = 1.5 * args.archive_timeout + 2
     with socket.socket() as sock:
