@@ -49,6 +49,7 @@ def test_quick_run_writes_a_sane_report(load_url: str, tmp_path: Path) -> None:
     # the test under 40 s; no model, estimates sent anyway: failures to count.
     command += ["--configurations", "w2-on", "--out", str(out), "--port", "8149"]
     command += ["--no-train", "--estimates-anyway", "--max-error-ratio", "1"]
+    command += ["--users", "4,8", "--step-seconds", "5"]  # 8: signed-in users among them
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -56,8 +57,8 @@ def test_quick_run_writes_a_sane_report(load_url: str, tmp_path: Path) -> None:
         assert (out / plot).read_bytes().startswith(PNG), plot
     steps = json.loads((out / "steps.json").read_text())
     assert [(s["configuration"], s["users"]) for s in steps] == [
-        ("2 workers, cache on", 2),
         ("2 workers, cache on", 4),
+        ("2 workers, cache on", 8),
     ]
     for step in steps:
         assert step["requests"] > 0

@@ -177,6 +177,9 @@ class Visitor(GraphQLUser):
     weight = 6
     wait_time = between(0.5, 2.0)
 
+    def on_start(self) -> None:
+        self.search_then_property()  # the home page is a search box: where a visit begins
+
     @task(5)
     def search_then_property(self) -> None:
         self.property_page(self.search_as_typed() or pick_property()["id"])
@@ -199,6 +202,7 @@ class SignedIn(GraphQLUser):
 
     def on_start(self) -> None:
         self.token = random.choice(USER_TOKENS)
+        self.account()  # signing in lands on the account page (web/app's signin.ts)
 
     @task(2)
     def account(self) -> None:
