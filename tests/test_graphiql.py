@@ -21,19 +21,10 @@ from starlette.routing import Route
 from app.asgi import create_app
 from app.http.graphiql import ASSETS_DIR, PREFIX, graphiql_assets, graphiql_page, installed
 from app.http.headers import graphiql_csp
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.live import live_server
 from tests.support.prod import prod_settings
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 QUERY = "{ localities(first: 2) { nodes { name } } }"
 QUERY_EDITOR = ".graphiql-query-editor .CodeMirror"
 RESPONSE = ".graphiql-response .CodeMirror"
