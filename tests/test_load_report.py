@@ -42,6 +42,7 @@ def test_app_documents_are_read_from_the_web_app() -> None:
     assert "isMarketSale" in documents["Property"]
 
 
+@pytest.mark.slow  # ~40 s with its database: a bench's smoke run (scripts/test -m slow)
 def test_quick_run_writes_a_sane_report(load_url: str, tmp_path: Path) -> None:
     out = tmp_path / "results"
     command = [sys.executable, "-m", "bench.load.run", "--quick", "--database-url", load_url]
